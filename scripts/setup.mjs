@@ -1,0 +1,61 @@
+// Installs and builds whatever is missing, idempotently: npm packages, libtorch (the CPU torch
+// wheel for python3 when no libtorch is found), the native addon, the TypeScript build.
+// Run by `npm test` and `npm run bench` before they start; `npm run setup` runs it alone.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const quiet = process.argv.includes('--quiet');
+const TORCH_PIN = 'torch==2.13.0';
+const say = (msg) => console.log(`[setup] ${msg}`);
+
+function step(what, cmd, args, opts = {}) {
+  say(what);
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts });
+  if (r.error || r.status !== 0) {
+    console.error(`[setup] FAILED: ${what}\n[setup] command: ${cmd} ${args.join(' ')}` + (r.error ? `\n[setup] ${r.error.message}` : ''));
+    process.exit(1);
+  }
+}
+
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 20) {
+  console.error(`[setup] Node.js ${process.versions.node} is too old: imagic needs Node.js 20 or newer.`);
+  process.exit(1);
+}
+
+// 1. npm packages
+const need = ['node-addon-api', 'typescript', '@types/node'];
+if (need.some((p) => !existsSync(path.join(root, 'node_modules', p, 'package.json')))) {
+  step('installing npm packages (npm install)', 'npm', ['install', '--no-audit', '--no-fund']);
+}
+
+// 2. libtorch
+const { findLibtorch } = await import('./libtorch.mjs');
+let torch = findLibtorch();
+if (!torch) {
+  const python = process.env.PYTHON || 'python3';
+  try {
+    execFileSync(python, ['--version'], { stdio: 'ignore' });
+  } catch {
+    console.error('[setup] no libtorch found and no python3 to install one: set LIBTORCH to a libtorch folder (with include/ and lib/).');
+    process.exit(1);
+  }
+  step(`no libtorch found: installing the CPU build with pip (${python} -m pip install ${TORCH_PIN})`,
+    python, ['-m', 'pip', 'install', '--disable-pip-version-check', '--quiet', TORCH_PIN]);
+  torch = findLibtorch();
+  if (!torch) {
+    console.error('[setup] torch installed, but python3 still does not import it; see the pip output above.');
+    process.exit(1);
+  }
+}
+if (!quiet) say(`libtorch: ${torch.source}${torch.cuda ? ' (CUDA)' : ''}`);
+
+// 3. the addon (incremental), 4. TypeScript (incremental)
+const bench = process.argv.includes('--bench') ? ['--bench'] : [];
+step(quiet ? 'native addon' : 'building the native addon (first time: about a minute)', process.execPath,
+  [path.join(root, 'scripts', 'build-native.mjs'), ...(quiet ? ['--quiet'] : []), ...bench]);
+step('compiling TypeScript', process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.json')]);
+if (!quiet) say('ready');

@@ -1,0 +1,12 @@
+// The tensor engine: libtorch behind a Node-API addon, with a typed API modelled on PyTorch's.
+export { Tensor, type TensorLike, type ReduceOptions } from './tensor.js';
+export type { DType, Device, AnyTypedArray } from './dtype.js';
+export { DTYPES, isFloating } from './dtype.js';
+export * from './creation.js';
+export * from './functional.js';
+export { tidy, keep, unkeep, dispose, scopeDepth } from './scope.js';
+export { noGrad, enableGrad, isGradEnabled, grad, type GradOptions } from './autograd.js';
+export { autocast, type AutocastOptions } from './amp.js';
+export { Generator, manualSeed } from './random.js';
+export { liveTensors, setNumThreads, getNumThreads, buildInfo, cuda } from './runtime.js';
+export * as optim from './optim/index.js';

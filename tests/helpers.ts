@@ -1,0 +1,67 @@
+// Test helpers: numeric comparison and a finite-difference gradient check (as torch.autograd.gradcheck).
+import assert from 'node:assert/strict';
+import { Tensor, tensor, noGrad, tidy } from '../src/engine/index.js';
+
+/** Asserts |actual - expected| <= atol + rtol * |expected| elementwise, naming the first bad index. */
+export function assertClose(actual: Tensor | ArrayLike<number>, expected: ArrayLike<number> | Tensor, atol = 1e-5, rtol = 1e-5, what = 'value'): void {
+  const a = actual instanceof Tensor ? actual.toFlatArray() : Array.from(actual);
+  const e = expected instanceof Tensor ? expected.toFlatArray() : Array.from(expected);
+  assert.equal(a.length, e.length, `${what}: length ${a.length} != expected ${e.length}`);
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i]! - e[i]!);
+    if (!(d <= atol + rtol * Math.abs(e[i]!)) && !(Number.isNaN(a[i]) && Number.isNaN(e[i]))) {
+      assert.fail(`${what}[${i}]: got ${a[i]}, expected ${e[i]} (|diff| ${d.toExponential(3)} > ${atol} + ${rtol}*|expected|)`);
+    }
+  }
+}
+
+/** Deterministic pseudo-random values in [-1, 1) for test inputs (no libtorch RNG involved). */
+export function pseudoRandom(n: number, seed = 1): number[] {
+  let s = seed >>> 0 || 1;
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out.push(s / 2 ** 31 - 1);
+  }
+  return out;
+}
+
+/** A float64 tensor of the given shape filled with pseudoRandom values (scaled, shifted). */
+export function randomTensor(shape: number[], seed = 1, scale = 1, shift = 0): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tensor(pseudoRandom(n, seed).map((v) => v * scale + shift), { dtype: 'float64' }).reshape(shape);
+}
+
+/**
+ * Checks the analytic gradient of sum(f(inputs) * probe) with respect to every input against
+ * central finite differences in float64. Inputs must be float64 leaf tensors.
+ */
+export function gradcheck(f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], opts: { eps?: number; atol?: number; rtol?: number; name?: string } = {}): void {
+  const eps = opts.eps ?? 1e-6, atol = opts.atol ?? 1e-6, rtol = opts.rtol ?? 1e-4;
+  for (const x of inputs) assert.equal(x.dtype, 'float64', 'gradcheck needs float64 inputs');
+  tidy(() => {
+    const leaves = inputs.map((x) => x.detach().clone().requiresGrad_(true));
+    const out0 = f(...leaves);
+    const probe = randomTensor(out0.shape, 7).to(out0.dtype);
+    const objective = (...xs: Tensor[]) => f(...xs).mul(probe).sum();
+    objective(...leaves).backward();
+    leaves.forEach((leaf, k) => {
+      const analytic = leaf.grad;
+      assert.ok(analytic !== null, `${opts.name ?? 'gradcheck'}: input ${k} got no gradient`);
+      const base = leaf.detach().toFlatArray();
+      const numeric: number[] = [];
+      noGrad(() => {
+        for (let i = 0; i < base.length; i++) {
+          const eval1 = (delta: number) => tidy(() => {
+            const v = base.slice();
+            v[i]! += delta;
+            const xs = leaves.map((l, j) => (j === k ? tensor(v, { dtype: 'float64' }).reshape(l.shape) : l.detach()));
+            return objective(...xs).item();
+          });
+          numeric.push((eval1(eps) - eval1(-eps)) / (2 * eps));
+        }
+      });
+      assertClose(analytic!, numeric, atol, rtol, `${opts.name ?? 'gradcheck'} d/dinput${k}`);
+    });
+  });
+}
