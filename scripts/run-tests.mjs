@@ -21,5 +21,5 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', ...files], { stdio: 'inherit', cwd: root });
+const r = spawnSync(process.execPath, ['--expose-gc', '--test', '--test-reporter=spec', ...files], { stdio: 'inherit', cwd: root });
 process.exit(r.status ?? 1);

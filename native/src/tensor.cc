@@ -244,7 +244,13 @@ const char* dtypeName(at::ScalarType t) {
 c10::Device toDevice(const Napi::Value& v) {
   if (!v.IsString()) throw ArgError("expected a device name such as 'cpu' or 'cuda:0'");
   auto s = v.As<Napi::String>().Utf8Value();
-  c10::Device d(s);  // throws c10::Error with libtorch's text for unknown names
+  std::optional<c10::Device> parsed;
+  try {
+    parsed.emplace(s);
+  } catch (const c10::Error& e) {
+    throw ArgError("unknown device '" + s + "': " + e.what_without_backtrace());
+  }
+  c10::Device d = *parsed;
   if (d.is_cuda() && !at::hasCUDA()) {
     throw ArgError("device '" + s + "' was asked for, but CUDA is not available in this build of libtorch " +
                    "or on this machine");
