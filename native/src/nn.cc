@@ -1,6 +1,11 @@
 // Neural-network ops: convolution, normalization, attention, resampling, padding, pooling, losses.
 #include "common.h"
 
+#include <torch/version.h>
+
+#include <cmath>
+#include <limits>
+
 namespace imagic {
 
 static std::optional<std::vector<int64_t>> optInts(const Napi::Value& v) {
@@ -33,13 +38,34 @@ IMAGIC_OP(embedding) {
 }
 
 // scaledDotProductAttention(q [..,L,E], k [..,S,E], v [..,S,Ev], mask|null, dropoutP, isCausal, scale|null)
+// libtorch 2.x has a fused op (flash / memory-efficient kernels on CUDA); older ones get the
+// equivalent composition softmax(q k^T * scale + mask) v.
 IMAGIC_OP(scaledDotProductAttention) {
+  auto& q = toTensor(info[0], "query");
+  auto& k = toTensor(info[1], "key");
+  auto& v = toTensor(info[2], "value");
+  auto mask = toOptTensor(info[3]);
+  double dropoutP = toDouble(info[4], "dropoutP");
+  bool isCausal = toBool(info[5]);
   std::optional<double> scale;
   if (!info[6].IsNull() && !info[6].IsUndefined()) scale = toDouble(info[6], "scale");
-  return wrap(info.Env(),
-              at::scaled_dot_product_attention(toTensor(info[0], "query"), toTensor(info[1], "key"),
-                                               toTensor(info[2], "value"), toOptTensor(info[3]),
-                                               toDouble(info[4], "dropoutP"), toBool(info[5]), scale));
+#if TORCH_VERSION_MAJOR >= 2
+  return wrap(info.Env(), at::scaled_dot_product_attention(q, k, v, mask, dropoutP, isCausal, scale));
+#else
+  double s = scale ? *scale : 1.0 / std::sqrt(double(q.size(-1)));
+  auto scores = at::matmul(q, k.transpose(-2, -1)) * s;
+  if (isCausal) {
+    auto keep = at::ones({q.size(-2), k.size(-2)}, q.options().dtype(at::kBool)).tril();
+    scores = scores.masked_fill(keep.logical_not(), -std::numeric_limits<double>::infinity());
+  }
+  if (mask) {
+    scores = mask->scalar_type() == at::kBool
+                 ? scores.masked_fill(mask->logical_not(), -std::numeric_limits<double>::infinity())
+                 : scores + *mask;
+  }
+  auto attn = at::dropout(at::softmax(scores, -1), dropoutP, dropoutP > 0);
+  return wrap(info.Env(), at::matmul(attn, v));
+#endif
 }
 
 // interpolate(x [N,C,H,W], mode, size|null, scaleFactor|null, alignCorners, antialias)

@@ -107,10 +107,28 @@ IMAGIC_OP(clipGradNorm) {
   return wrap(info.Env(), total);
 }
 
+// unscaleGrads(params[], invScale) -> true if any gradient holds inf or NaN. Multiplies every
+// gradient by invScale in place (loss scaling for float16 training), with one sync at the end.
+IMAGIC_OP(unscaleGrads) {
+  auto params = toTensorList(info[0]);
+  double inv = toDouble(info[1], "invScale");
+  c10::NoGradGuard noGrad;
+  std::optional<at::Tensor> found;
+  for (auto& p : params) {
+    auto g = p.grad();
+    if (!g.defined()) continue;
+    g.mul_(inv);
+    auto bad = at::logical_not(at::isfinite(g).all()).to(at::kCPU, /*non_blocking=*/false);
+    found = found ? at::logical_or(*found, bad) : bad;
+  }
+  return Napi::Boolean::New(info.Env(), found && found->item<bool>());
+}
+
 void registerOptim(Napi::Env env, Napi::Object& exports) {
   IMAGIC_EXPORT(adamStep);
   IMAGIC_EXPORT(sgdStep);
   IMAGIC_EXPORT(clipGradNorm);
+  IMAGIC_EXPORT(unscaleGrads);
 }
 
 }  // namespace imagic

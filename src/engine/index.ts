@@ -6,7 +6,7 @@ export * from './creation.js';
 export * from './functional.js';
 export { tidy, keep, unkeep, dispose, scopeDepth } from './scope.js';
 export { noGrad, enableGrad, isGradEnabled, grad, type GradOptions } from './autograd.js';
-export { autocast, type AutocastOptions } from './amp.js';
+export { autocast, GradScaler, type AutocastOptions, type GradScalerOptions } from './amp.js';
 export { Generator, manualSeed } from './random.js';
 export { liveTensors, setNumThreads, getNumThreads, buildInfo, cuda } from './runtime.js';
 export * as optim from './optim/index.js';

@@ -115,6 +115,7 @@ export interface NativeBinding {
   adamStep(params: T[], m: T[], v: T[], vmax: Opt<T[]>, step: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, decoupled: boolean, maximize: boolean): number;
   sgdStep(params: T[], bufs: Opt<T>[], lr: number, momentum: number, dampening: number, weightDecay: number, nesterov: boolean, maximize: boolean): Opt<T>[];
   clipGradNorm(params: T[], maxNorm: number, normType: number): T;
+  unscaleGrads(params: T[], invScale: number): boolean;
   // runtime
   liveTensors(): number;
   setNumThreads(n: number): void;

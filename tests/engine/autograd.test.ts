@@ -1,7 +1,7 @@
 // Autograd beyond single-op gradients: accumulation, grad mode scopes, autograd.grad, autocast.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { tensor, noGrad, enableGrad, isGradEnabled, grad, autocast, linear, conv2d, randn, Generator, mseLoss, tidy } from '../../src/engine/index.js';
+import { optim, GradScaler, tensor, noGrad, enableGrad, isGradEnabled, grad, autocast, linear, conv2d, randn, Generator, mseLoss, tidy } from '../../src/engine/index.js';
 import { assertClose } from '../helpers.js';
 
 test('gradients accumulate across backward calls until cleared', () => {
@@ -89,4 +89,34 @@ test('autocast (bfloat16 on CPU) runs linear/conv in bf16 with fp32 master weigh
   // Nested and disabled scopes.
   const z = autocast({ deviceType: 'cpu' }, () => autocast({ deviceType: 'cpu', enabled: false }, () => linear(x, w)));
   assert.equal(z.dtype, 'bfloat16', 'enabled: false leaves the outer autocast in force');
+});
+
+test('GradScaler: scales the loss, unscales gradients, skips overflowing steps and adapts the scale', () => {
+  const p = tensor([1, 2], { requiresGrad: true });
+  const opt = new optim.SGD([p], { lr: 0.1 });
+  const scaler = new GradScaler({ initScale: 1024, growthInterval: 2 });
+  // A clean step: gradient 2p = [2, 4] after unscaling; p -= 0.1 * g.
+  tidy(() => scaler.scale(p.square().sum()).backward());
+  assertClose(p.grad!, [2048, 4096]);
+  assert.equal(scaler.step(opt), true);
+  assertClose(p.grad!, [2, 4], 1e-6);
+  assertClose(p, [0.8, 1.6], 1e-6);
+  scaler.update();
+  opt.zeroGrad();
+  // An overflowing step (inf gradient) is skipped and the scale halves.
+  tidy(() => scaler.scale(p.mul(tensor([Infinity, 1])).sum()).backward());
+  assert.equal(scaler.step(opt), false);
+  assertClose(p, [0.8, 1.6], 1e-6);
+  scaler.update();
+  assert.equal(scaler.scale_, 512);
+  opt.zeroGrad();
+  // Two clean steps in a row grow it back.
+  for (let i = 0; i < 2; i++) {
+    tidy(() => scaler.scale(p.sum()).backward());
+    scaler.step(opt);
+    scaler.update();
+    opt.zeroGrad();
+  }
+  assert.equal(scaler.scale_, 1024);
+  assertClose(p, [0.6, 1.4], 1e-6);
 });
