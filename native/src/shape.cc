@@ -73,6 +73,23 @@ IMAGIC_OP(triangle) {
   return wrap(info.Env(), toBool(info[2]) ? at::triu(x, d) : at::tril(x, d));
 }
 
+// assign(x, src): the handle x now refers to src's data (detached; dtype, device and shape may all
+// change, the meta device included) and keeps its own requires-grad flag. Every JavaScript
+// reference to x stays valid: what Module.to and loading into meta-built models rely on.
+IMAGIC_OP(assign) {
+  auto* data = info.Env().GetInstanceData<AddonData>();
+  if (!info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(data->tensorCtor.Value())) {
+    throw ArgError("expected a tensor for 'x'");
+  }
+  auto* w = TensorWrap::Unwrap(info[0].As<Napi::Object>());
+  if (!w->live) throw ArgError("'x' is a disposed tensor and cannot be used");
+  bool requiresGrad = w->tensor.requires_grad();
+  at::Tensor next = toTensor(info[1], "src").detach();
+  if (requiresGrad) next.requires_grad_(true);
+  w->tensor = std::move(next);
+  return info[0];
+}
+
 void registerShape(Napi::Env env, Napi::Object& exports) {
   IMAGIC_EXPORT(reshape);
   IMAGIC_EXPORT(view);
@@ -98,6 +115,7 @@ void registerShape(Napi::Env env, Napi::Object& exports) {
   IMAGIC_EXPORT(gather);
   IMAGIC_EXPORT(flip);
   IMAGIC_EXPORT(triangle);
+  IMAGIC_EXPORT(assign);
 }
 
 }  // namespace imagic

@@ -88,6 +88,7 @@ export interface NativeBinding {
   gather(x: T, dim: number, index: T): T;
   flip(x: T, dims: number[]): T;
   triangle(x: T, diagonal: number, upper: boolean): T;
+  assign(x: T, src: T): T;
   // nn
   conv2d(x: T, w: T, b: Opt<T>, stride: number[], padding: number[], dilation: number[], groups: number): T;
   groupNorm(x: T, groups: number, w: Opt<T>, b: Opt<T>, eps: number): T;

@@ -246,6 +246,15 @@ export class Tensor implements Trackable {
   /** Copies src's values into this tensor (broadcasting, converting dtype and device). */
   copy_(src: Tensor): this { native.copy_(this.handle, src.handle); return this; }
   fill_(value: number | boolean): this { native.fill_(this.handle, value); return this; }
+  /**
+   * Makes this handle refer to src's data (sharing it; any dtype, device or shape), keeping its own
+   * requiresGrad. Every reference to this Tensor stays valid (Module.to relies on it).
+   */
+  assign_(src: Tensor): this {
+    native.assign(this.handle, src.handle);
+    this.info = undefined;
+    return this;
+  }
   zero_(): this { native.zero_(this.handle); return this; }
 
   // ---- reductions ----
