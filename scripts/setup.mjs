@@ -27,7 +27,7 @@ if (major < 20) {
 }
 
 // 1. npm packages
-const need = ['node-addon-api', 'typescript', '@types/node'];
+const need = ['node-addon-api', 'typescript', '@types/node', 'sharp', 'commander', 'cli-progress'];
 if (need.some((p) => !existsSync(path.join(root, 'node_modules', p, 'package.json')))) {
   step('installing npm packages (npm install)', 'npm', ['install', '--no-audit', '--no-fund']);
 }

@@ -46,6 +46,22 @@ export function fromTypedArray(data: AnyTypedArray, shape: number[], opts: Tenso
   return finish(wrap(handle), opts);
 }
 
+/** A tensor of `dtype` and `shape` from its raw little-endian bytes (copied once), e.g. from a file. */
+export function fromBytes(bytes: Uint8Array, shape: number[], dtype: DType, opts: Omit<TensorOptions, 'dtype'> = {}): Tensor {
+  let handle = native.fromBuffer(bytes, shape, dtype);
+  if (opts.device !== undefined && opts.device !== 'cpu') {
+    const moved = native.to(handle, null, opts.device, false);
+    handle.dispose();
+    handle = moved;
+  }
+  return finish(wrap(handle), opts);
+}
+
+/** The raw bytes of a tensor (row-major, on the CPU): the inverse of fromBytes. */
+export function toBytes(t: Tensor): Uint8Array {
+  return new Uint8Array(native.toBuffer(t.handle));
+}
+
 function inferShape(data: Nested): number[] {
   const shape: number[] = [];
   let cur: Nested = data;

@@ -1,0 +1,182 @@
+// safetensors reading and writing (https://github.com/huggingface/safetensors): an 8-byte
+// little-endian header length, a JSON header {name: {dtype, shape, data_offsets}}, then raw data.
+// Reading is tensor by tensor, so a large checkpoint is never held twice in memory.
+import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { fromBytes, noGrad, toBytes, type DType, type Device, type Tensor } from '../engine/index.js';
+
+/** safetensors dtype names and ours. */
+const FROM_ST: Record<string, DType> = {
+  F32: 'float32', F16: 'float16', BF16: 'bfloat16', F64: 'float64', I64: 'int64', I32: 'int32',
+  I16: 'int16', I8: 'int8', U8: 'uint8', BOOL: 'bool',
+};
+const TO_ST: Record<DType, string> = Object.fromEntries(Object.entries(FROM_ST).map(([k, v]) => [v, k])) as Record<DType, string>;
+const BYTES: Record<DType, number> = {
+  float32: 4, float16: 2, bfloat16: 2, float64: 8, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1,
+};
+const MAX_HEADER = 100 * 1024 * 1024;
+
+export class SafetensorsError extends Error {
+  constructor(readonly file: string, message: string) {
+    super(`${file}: ${message}`);
+    this.name = 'SafetensorsError';
+  }
+}
+
+export interface TensorInfo {
+  dtype: DType;
+  shape: number[];
+  /** Absolute byte offsets in the file. */
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsHeader {
+  file: string;
+  tensors: Map<string, TensorInfo>;
+  metadata: Record<string, string>;
+}
+
+/** Reads and validates the header: dtypes, shapes, offsets inside the file and not overlapping. */
+export function readSafetensorsHeader(file: string): SafetensorsHeader {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (e) {
+    throw new SafetensorsError(file, `cannot open: ${(e as Error).message}`);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const fail = (msg: string): never => {
+      throw new SafetensorsError(file, `not a valid safetensors file: ${msg}`);
+    };
+    if (size < 8) fail(`only ${size} bytes`);
+    const lenBuf = Buffer.alloc(8);
+    readSync(fd, lenBuf, 0, 8, 0);
+    const headerLen = Number(lenBuf.readBigUInt64LE(0));
+    if (headerLen > MAX_HEADER || headerLen + 8 > size) fail(`header length ${headerLen} does not fit a file of ${size} bytes`);
+    const headerBuf = Buffer.alloc(headerLen);
+    readSync(fd, headerBuf, 0, headerLen, 8);
+    let json: Record<string, unknown>;
+    try {
+      json = JSON.parse(headerBuf.toString('utf8'));
+    } catch {
+      return fail('the header is not JSON');
+    }
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) fail('the header is not a JSON object');
+    const dataStart = 8 + headerLen;
+    const tensors = new Map<string, TensorInfo>();
+    let metadata: Record<string, string> = {};
+    const spans: [number, number, string][] = [];
+    for (const [name, v] of Object.entries(json)) {
+      if (name === '__metadata__') {
+        metadata = (v ?? {}) as Record<string, string>;
+        continue;
+      }
+      const e = v as { dtype?: string; shape?: number[]; data_offsets?: number[] };
+      const dtype = FROM_ST[e?.dtype ?? ''];
+      if (dtype === undefined) fail(`tensor '${name}' has unsupported dtype '${e?.dtype}'`);
+      if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) fail(`tensor '${name}' has a bad shape`);
+      if (!Array.isArray(e.data_offsets) || e.data_offsets.length !== 2) fail(`tensor '${name}' has bad data_offsets`);
+      const [b, en] = e.data_offsets as [number, number];
+      const numel = e.shape!.reduce((a, d) => a * d, 1);
+      if (en - b !== numel * BYTES[dtype!]) fail(`tensor '${name}' has ${en - b} bytes for shape [${e.shape}] of ${dtype}`);
+      if (dataStart + en > size) {
+        fail(`tensor '${name}' ends at byte ${dataStart + en} but the file has ${size} (truncated download?)`);
+      }
+      tensors.set(name, { dtype: dtype!, shape: e.shape!, begin: dataStart + b, end: dataStart + en });
+      spans.push([b, en, name]);
+    }
+    spans.sort((x, y) => x[0] - y[0]);
+    for (let i = 1; i < spans.length; i++) {
+      if (spans[i]![0] < spans[i - 1]![1]) fail(`tensors '${spans[i - 1]![2]}' and '${spans[i]![2]}' overlap`);
+    }
+    return { file, tensors, metadata };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface LoadTensorsOptions {
+  /** Convert floating-point tensors to this dtype (integer tensors keep theirs). */
+  dtype?: DType;
+  device?: Device;
+  /** Only these keys (default: all). */
+  keys?: Iterable<string>;
+}
+
+const FLOATS = new Set<DType>(['float32', 'float16', 'bfloat16', 'float64']);
+
+/**
+ * Reads tensors one at a time: each is copied once from the file into libtorch, converted and
+ * moved, and its JavaScript buffer dropped before the next. Returns them by name (not kept:
+ * dispose them, or let a scope do it, once they are loaded into a model).
+ */
+export function loadSafetensors(file: string, opts: LoadTensorsOptions = {}, header = readSafetensorsHeader(file)): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  const keys = opts.keys ? [...opts.keys] : [...header.tensors.keys()];
+  const fd = openSync(file, 'r');
+  try {
+    for (const key of keys) {
+      const info = header.tensors.get(key);
+      if (info === undefined) throw new SafetensorsError(file, `no tensor named '${key}'`);
+      out.set(key, readTensor(fd, file, key, info, opts));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return out;
+}
+
+function readTensor(fd: number, file: string, key: string, info: TensorInfo, opts: LoadTensorsOptions): Tensor {
+  const n = info.end - info.begin;
+  const buf = new Uint8Array(n);
+  let done = 0;
+  while (done < n) {
+    const got = readSync(fd, buf, done, n - done, info.begin + done);
+    if (got === 0) throw new SafetensorsError(file, `unexpected end of file while reading '${key}'`);
+    done += got;
+  }
+  const t = fromBytes(buf, info.shape, info.dtype);
+  const dtype = opts.dtype !== undefined && FLOATS.has(info.dtype) ? opts.dtype : undefined;
+  if ((dtype === undefined || dtype === info.dtype) && (opts.device === undefined || opts.device === 'cpu')) return t;
+  const moved = noGrad(() => t.to({ dtype, device: opts.device }));
+  t.dispose();
+  return moved;
+}
+
+/**
+ * Writes tensors to `file` atomically (a temporary name, then rename), in name order, with
+ * optional string metadata. Tensors are copied to the CPU one at a time.
+ */
+export function saveSafetensors(file: string, tensors: Map<string, Tensor> | Record<string, Tensor>, metadata?: Record<string, string>): void {
+  const entries = [...(tensors instanceof Map ? tensors : new Map(Object.entries(tensors)))].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const [name, t] of entries) {
+    const n = t.numel * BYTES[t.dtype];
+    header[name] = { dtype: TO_ST[t.dtype], shape: t.shape, data_offsets: [offset, offset + n] };
+    offset += n;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8); // align the data to 8 bytes
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w');
+  try {
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+    writeSync(fd, len);
+    writeSync(fd, Buffer.from(json, 'utf8'));
+    for (const [, t] of entries) writeSync(fd, toBytes(t));
+    closeSync(fd);
+    renameSync(tmp, file);
+  } catch (e) {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
