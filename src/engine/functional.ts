@@ -1,6 +1,6 @@
 // Functional ops over several tensors: joining, selection, products and the neural-network ops of
 // torch.nn.functional (argument names and defaults as PyTorch's).
-import { native } from './native.js';
+import { BINARY, native } from './native.js';
 import { Tensor, wrap, type TensorLike } from './tensor.js';
 
 const pair = (v: number | [number, number]): number[] => (typeof v === 'number' ? [v, v] : v);
@@ -124,3 +124,14 @@ export function silu(input: Tensor): Tensor {
 export function gelu(input: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
   return input.gelu(approximate);
 }
+
+// Arithmetic with a number on either side (number - tensor, 1 / tensor), as Python's operators.
+const bin = (code: number) => (a: TensorLike, b: TensorLike): Tensor => {
+  if (!(a instanceof Tensor) && !(b instanceof Tensor)) throw new TypeError('at least one operand must be a tensor');
+  return wrap(native.binary(hv(a), hv(b), code));
+};
+export const add = bin(BINARY.add);
+export const sub = bin(BINARY.sub);
+export const mul = bin(BINARY.mul);
+export const div = bin(BINARY.div);
+export const pow = bin(BINARY.pow);
