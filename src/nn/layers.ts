@@ -2,7 +2,7 @@
 // device nothing is allocated: a model can be built for its key/shape list, or built and then
 // filled by loadStateDict without holding two copies of the weights.
 import {
-  conv2d, embedding, empty, groupNorm, layerNorm, linear, noGrad, ones, rand, randn, zeros,
+  conv2d, embedding, empty, groupNorm, layerNorm, linear, noGrad, ones, rand, randn, tidy, zeros,
   type DType, type Device, type Generator, type Tensor,
 } from '../engine/index.js';
 import { Module } from './module.js';
@@ -17,12 +17,7 @@ export interface InitOptions {
 /** uniform(-bound, bound): PyTorch's default for Linear and Conv (kaiming_uniform with a = sqrt(5)). */
 export function uniformInit(shape: number[], bound: number, o: InitOptions = {}): Tensor {
   if (o.device === 'meta') return empty(shape, { device: 'meta', dtype: o.dtype });
-  return noGrad(() => {
-    const u = rand(shape, { generator: o.generator, device: o.device });
-    const t = u.mul(2 * bound).sub(bound).to(o.dtype ?? 'float32');
-    u.dispose();
-    return t;
-  });
+  return tidy(() => noGrad(() => rand(shape, { generator: o.generator, device: o.device }).mul(2 * bound).sub(bound).to(o.dtype ?? 'float32')));
 }
 
 function constInit(shape: number[], value: 0 | 1, o: InitOptions): Tensor {

@@ -40,6 +40,16 @@ test('parameter names are the dotted checkpoint keys, in registration order', ()
   assert.equal(net.numParameters(), 40 + 2 * (8 + 144 + 4) + 12 + 6);
 });
 
+test('building layers leaves exactly their parameters alive (no temporaries leak)', () => {
+  const live = liveTensors();
+  const lin = new Linear(8, 4, true, { generator: new Generator(2) });
+  const conv = new Conv2d(2, 3, 3);
+  assert.equal(liveTensors(), live + 4);
+  lin.dispose();
+  conv.dispose();
+  assert.equal(liveTensors(), live);
+});
+
 test('default initialization follows PyTorch: uniform(+-1/sqrt(fan_in)), norms at 1 and 0', () => {
   const lin = new Linear(16, 32, true, { generator: new Generator(1) });
   const w = lin.weight.toFlatArray();
