@@ -53,14 +53,16 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
     const lenBuf = Buffer.alloc(8);
     readSync(fd, lenBuf, 0, 8, 0);
     const headerLen = Number(lenBuf.readBigUInt64LE(0));
-    if (headerLen > MAX_HEADER || headerLen + 8 > size) fail(`header length ${headerLen} does not fit a file of ${size} bytes`);
+    if (headerLen > MAX_HEADER) fail(`header length ${headerLen} is beyond the ${MAX_HEADER}-byte limit (garbage bytes?)`);
+    if (headerLen + 8 > size) fail(`the header needs ${headerLen + 8} bytes but the file has ${size} (truncated?)`);
     const headerBuf = Buffer.alloc(headerLen);
-    readSync(fd, headerBuf, 0, headerLen, 8);
+    readFully(fd, headerBuf, 8, file);
+    if (headerBuf[0] !== 0x7b) fail('the header does not start with \'{\'');
     let json: Record<string, unknown>;
     try {
       json = JSON.parse(headerBuf.toString('utf8'));
-    } catch {
-      return fail('the header is not JSON');
+    } catch (e) {
+      return fail(`the header is not JSON (${(e as Error).message})`);
     }
     if (typeof json !== 'object' || json === null || Array.isArray(json)) fail('the header is not a JSON object');
     const dataStart = 8 + headerLen;
@@ -69,15 +71,19 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
     const spans: [number, number, string][] = [];
     for (const [name, v] of Object.entries(json)) {
       if (name === '__metadata__') {
-        metadata = (v ?? {}) as Record<string, string>;
+        if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.values(v).every((x) => typeof x === 'string')) {
+          fail('__metadata__ is not a map of strings');
+        }
+        metadata = v as Record<string, string>;
         continue;
       }
       const e = v as { dtype?: string; shape?: number[]; data_offsets?: number[] };
       const dtype = FROM_ST[e?.dtype ?? ''];
-      if (dtype === undefined) fail(`tensor '${name}' has unsupported dtype '${e?.dtype}'`);
+      if (dtype === undefined) fail(`tensor '${name}' has unsupported dtype '${e?.dtype}' (supported: ${Object.keys(FROM_ST).join(', ')})`);
       if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) fail(`tensor '${name}' has a bad shape`);
       if (!Array.isArray(e.data_offsets) || e.data_offsets.length !== 2) fail(`tensor '${name}' has bad data_offsets`);
       const [b, en] = e.data_offsets as [number, number];
+      if (!Number.isSafeInteger(b) || !Number.isSafeInteger(en) || b < 0 || en < b) fail(`tensor '${name}' has bad data_offsets [${b}, ${en}]`);
       const numel = e.shape!.reduce((a, d) => a * d, 1);
       if (en - b !== numel * BYTES[dtype!]) fail(`tensor '${name}' has ${en - b} bytes for shape [${e.shape}] of ${dtype}`);
       if (dataStart + en > size) {
@@ -86,7 +92,7 @@ export function readSafetensorsHeader(file: string): SafetensorsHeader {
       tensors.set(name, { dtype: dtype!, shape: e.shape!, begin: dataStart + b, end: dataStart + en });
       spans.push([b, en, name]);
     }
-    spans.sort((x, y) => x[0] - y[0]);
+    spans.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
     for (let i = 1; i < spans.length; i++) {
       if (spans[i]![0] < spans[i - 1]![1]) fail(`tensors '${spans[i - 1]![2]}' and '${spans[i]![2]}' overlap`);
     }
@@ -114,34 +120,71 @@ const FLOATS = new Set<DType>(['float32', 'float16', 'bfloat16', 'float64']);
 export function loadSafetensors(file: string, opts: LoadTensorsOptions = {}, header = readSafetensorsHeader(file)): Map<string, Tensor> {
   const out = new Map<string, Tensor>();
   const keys = opts.keys ? [...opts.keys] : [...header.tensors.keys()];
-  const fd = openSync(file, 'r');
+  const reader = new SafetensorsReader(file, header);
   try {
-    for (const key of keys) {
-      const info = header.tensors.get(key);
-      if (info === undefined) throw new SafetensorsError(file, `no tensor named '${key}'`);
-      out.set(key, readTensor(fd, file, key, info, opts));
-    }
+    for (const key of keys) out.set(key, reader.read(key, opts));
+  } catch (e) {
+    for (const t of out.values()) t.dispose();
+    throw e;
   } finally {
-    closeSync(fd);
+    reader.close();
   }
   return out;
 }
 
-function readTensor(fd: number, file: string, key: string, info: TensorInfo, opts: LoadTensorsOptions): Tensor {
-  const n = info.end - info.begin;
-  const buf = new Uint8Array(n);
+/**
+ * An open safetensors file for reading tensors one by one (what a streaming loader needs): one
+ * file descriptor and one reused staging buffer, so reading allocates only the tensors themselves.
+ *
+ *   const r = new SafetensorsReader(file);
+ *   try { const t = r.read('conv_in.weight'); ... } finally { r.close(); }
+ */
+export class SafetensorsReader {
+  readonly header: SafetensorsHeader;
+  private fd: number | null;
+  private staging = new Uint8Array(0);
+
+  constructor(readonly file: string, header?: SafetensorsHeader) {
+    this.header = header ?? readSafetensorsHeader(file);
+    try {
+      this.fd = openSync(file, 'r');
+    } catch (e) {
+      throw new SafetensorsError(file, `cannot open: ${(e as Error).message}`);
+    }
+  }
+
+  /** The tensor `key` as stored (on the CPU), or converted as `opts` asks (floats only change dtype). */
+  read(key: string, opts: Omit<LoadTensorsOptions, 'keys'> = {}): Tensor {
+    if (this.fd === null) throw new SafetensorsError(this.file, 'the reader is closed');
+    const info = this.header.tensors.get(key);
+    if (info === undefined) throw new SafetensorsError(this.file, `no tensor named '${key}'`);
+    const n = info.end - info.begin;
+    if (this.staging.length < n) this.staging = new Uint8Array(n);
+    const bytes = this.staging.subarray(0, n);
+    readFully(this.fd, bytes, info.begin, this.file, key);
+    const t = fromBytes(bytes, info.shape, info.dtype);
+    const dtype = opts.dtype !== undefined && FLOATS.has(info.dtype) ? opts.dtype : undefined;
+    if ((dtype === undefined || dtype === info.dtype) && (opts.device === undefined || opts.device === 'cpu')) return t;
+    const moved = noGrad(() => t.to({ dtype, device: opts.device }));
+    t.dispose();
+    return moved;
+  }
+
+  /** Closes the file and drops the staging buffer (safe to call twice). */
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+    this.staging = new Uint8Array(0);
+  }
+}
+
+function readFully(fd: number, buf: Uint8Array, position: number, file: string, key?: string): void {
   let done = 0;
-  while (done < n) {
-    const got = readSync(fd, buf, done, n - done, info.begin + done);
-    if (got === 0) throw new SafetensorsError(file, `unexpected end of file while reading '${key}'`);
+  while (done < buf.length) {
+    const got = readSync(fd, buf, done, buf.length - done, position + done);
+    if (got === 0) throw new SafetensorsError(file, `unexpected end of file while reading ${key === undefined ? 'the header' : `'${key}'`} (truncated?)`);
     done += got;
   }
-  const t = fromBytes(buf, info.shape, info.dtype);
-  const dtype = opts.dtype !== undefined && FLOATS.has(info.dtype) ? opts.dtype : undefined;
-  if ((dtype === undefined || dtype === info.dtype) && (opts.device === undefined || opts.device === 'cpu')) return t;
-  const moved = noGrad(() => t.to({ dtype, device: opts.device }));
-  t.dispose();
-  return moved;
 }
 
 /**
