@@ -1,0 +1,3 @@
+// Pipelines: loading a Stable Diffusion checkpoint, and what is built on it.
+export * from './stable-diffusion.js';
+export * from './text2img.js';

@@ -1,0 +1,132 @@
+// Loading a Stable Diffusion v1.x checkpoint (a diffusers folder, or a Hub repo id downloaded into
+// the standard cache) into its components: tokenizer, text encoder, UNet, VAE and DDIM scheduler.
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { dispose, noGrad, tensor, type DType, type Device, type Tensor } from '../engine/index.js';
+import { formatSummary, loadComponent, readSafetensorsHeader, resolveComponent, type LoadSummary } from '../io/index.js';
+import { snapshotDownload, type HubProgress } from '../io/hub.js';
+import { CLIPTextModel, CLIPTokenizer, CLIP_TEXT_IGNORE_KEYS, clipTextCheckpointKey, parseCLIPTextConfig } from '../models/clip/index.js';
+import { UNet2DConditionModel } from '../models/unet/index.js';
+import { AutoencoderKL, currentVaeAttentionKey } from '../models/vae/index.js';
+import { DDIMScheduler } from '../schedulers/index.js';
+
+export interface StableDiffusion {
+  /** null for checkpoints without tokenizer/ (then prompts must be given as token ids). */
+  tokenizer: CLIPTokenizer | null;
+  textEncoder: CLIPTextModel;
+  unet: UNet2DConditionModel;
+  vae: AutoencoderKL;
+  scheduler: DDIMScheduler;
+  /** The local folder the weights came from. */
+  root: string;
+  dtype: DType;
+  device: Device;
+}
+
+export interface LoadStableDiffusionOptions {
+  /** Weights' dtype: float32 (default), float16 or bfloat16. */
+  dtype?: DType;
+  device?: Device;
+  /** Reads '<name>.<variant>.safetensors' files, e.g. 'fp16'. */
+  variant?: string;
+  /** Hub options, for a repo id. */
+  revision?: string;
+  token?: string;
+  offline?: boolean;
+  cacheDir?: string;
+  onDownload?: (p: HubProgress) => void;
+  /** One line per loaded component ("unet: 686 tensors, 3.44 GB in 2.1 s"). */
+  onLog?: (line: string) => void;
+  /** Notes that do not stop loading (a PNDM scheduler config run as DDIM, ...). */
+  onWarning?: (message: string) => void;
+}
+
+const REPO_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
+
+/** A local folder as is; else a Hub repo id ('CompVis/stable-diffusion-v1-4') fetched into the cache. */
+export async function resolveModelSource(source: string, opts: LoadStableDiffusionOptions = {}): Promise<string> {
+  if (existsSync(source)) {
+    if (!statSync(source).isDirectory()) throw new Error(`model '${source}' is a file; expected a diffusers folder (model_index.json, unet/, vae/, ...)`);
+    return source;
+  }
+  if (!REPO_ID.test(source) || source.startsWith('.') || source.startsWith('/')) {
+    throw new Error(`model '${source}' is neither an existing folder nor a Hub repo id like 'org/name'`);
+  }
+  const v = opts.variant ? `.${opts.variant}` : '';
+  return snapshotDownload(source, {
+    revision: opts.revision, token: opts.token, offline: opts.offline, cacheDir: opts.cacheDir, onProgress: opts.onDownload,
+    allowPatterns: ['model_index.json', '*/config.json', 'scheduler/*.json', 'tokenizer/*', `*/*${v}.safetensors`, `*/*${v}.safetensors.index.json`, `*/*.safetensors.index${v}.json`, `*/*${v}-*.safetensors`],
+  });
+}
+
+/** Loads every component, each streamed from disk into a model built on the meta device. */
+export async function loadStableDiffusion(source: string, opts: LoadStableDiffusionOptions = {}): Promise<StableDiffusion> {
+  const root = await resolveModelSource(source, opts);
+  const dtype = opts.dtype ?? 'float32';
+  const device = opts.device ?? 'cpu';
+  const log = (name: string, s: LoadSummary) => opts.onLog?.(formatSummary(s, name));
+  const common = { dtype, device, variant: opts.variant };
+  const loaded: { dispose(): void }[] = [];
+  try {
+    const te = loadComponent(root, 'text_encoder', (c, init) => new CLIPTextModel(parseCLIPTextConfig(c), init),
+      { ...common, rename: clipTextCheckpointKey, ignore: [...CLIP_TEXT_IGNORE_KEYS] });
+    loaded.push(te.module);
+    log('text_encoder', te.summary);
+    const unet = loadComponent(root, 'unet', (c, init) => new UNet2DConditionModel(c, init), common);
+    loaded.push(unet.module);
+    log('unet', unet.summary);
+    const vae = loadVae(root, common, log);
+    loaded.push(vae);
+    const scheduler = DDIMScheduler.fromPretrained(path.join(root, 'scheduler'), (w) => opts.onWarning?.(w));
+    const tokDir = path.join(root, 'tokenizer');
+    const tokenizer = existsSync(path.join(tokDir, 'vocab.json')) ? CLIPTokenizer.fromDir(tokDir) : null;
+    if (tokenizer === null) opts.onWarning?.(`${root} has no tokenizer/: prompts must be given as token ids`);
+    return { tokenizer, textEncoder: te.module.eval(), unet: unet.module.eval(), vae, scheduler, root, dtype, device };
+  } catch (e) {
+    for (const m of loaded) m.dispose();
+    throw e;
+  }
+}
+
+/** The VAE, streamed; checkpoints with the legacy attention layout (query/key/value, 1x1-conv weights) go the converting path. */
+function loadVae(root: string, common: { dtype: DType; device: Device; variant?: string }, log: (n: string, s: LoadSummary) => void): AutoencoderKL {
+  const files = resolveComponent(root, 'vae', { variant: common.variant });
+  const legacy = files.files.some((f) => [...readSafetensorsHeader(f).tensors.keys()].some((k) => currentVaeAttentionKey(k) !== null));
+  if (legacy) {
+    const vae = AutoencoderKL.fromPretrained(files.dir, { dtype: common.dtype, device: common.device, variant: common.variant });
+    return vae.eval();
+  }
+  const vae = loadComponent(root, 'vae', (c, init) => new AutoencoderKL(c as never, init), common);
+  log('vae', vae.summary);
+  return vae.module.eval();
+}
+
+export function disposeStableDiffusion(sd: StableDiffusion): void {
+  sd.textEncoder.dispose();
+  sd.unet.dispose();
+  sd.vae.dispose();
+}
+
+/**
+ * Text embeddings [B, 77, D] for prompts (strings need the tokenizer) or token ids (rows of 77).
+ * Truncated prompts are reported through onWarning with the number of tokens lost.
+ */
+export function encodePrompt(sd: StableDiffusion, prompts: string[] | number[][], onWarning?: (m: string) => void): Tensor {
+  let ids: number[][];
+  if (prompts.length > 0 && typeof prompts[0] === 'string') {
+    if (sd.tokenizer === null) throw new Error(`the checkpoint at ${sd.root} has no tokenizer: give token ids instead of text`);
+    const enc = sd.tokenizer.call(prompts as string[], { maxLength: 77 });
+    enc.truncated.forEach((lost, i) => {
+      if (lost > 0) onWarning?.(`prompt ${i + 1} is longer than the text encoder's 77 tokens: ${lost} tokens were cut ("${enc.truncatedText[i]}")`);
+    });
+    ids = enc.inputIds;
+  } else {
+    ids = prompts as number[][];
+  }
+  return noGrad(() => {
+    const t = tensor(ids, { dtype: 'int64', device: sd.device });
+    const { lastHiddenState, poolerOutput } = sd.textEncoder.forward(t);
+    dispose([t, poolerOutput]);
+    return lastHiddenState;
+  });
+}

@@ -1,0 +1,122 @@
+// Text-to-image with classifier-free guidance (Ho & Salimans 2022) and DDIM sampling, as diffusers'
+// StableDiffusionPipeline: the denoising loop is written out here, top to bottom.
+import { cat, dispose, Generator, keep, noGrad, randn, tidy, unkeep, type Tensor } from '../engine/index.js';
+import { encodePrompt, type StableDiffusion } from './stable-diffusion.js';
+
+export interface Text2ImgOptions {
+  /** Prompts (need the tokenizer) or token-id rows of 77. */
+  prompt: string | string[] | number[][];
+  /** The unconditional side of guidance (default: the empty prompt). */
+  negativePrompt?: string | string[] | number[][];
+  /** Images per prompt. */
+  numImagesPerPrompt?: number;
+  steps?: number;
+  guidanceScale?: number;
+  /** Output size in pixels, a multiple of 8 (default: unet.sample_size * 8). */
+  width?: number;
+  height?: number;
+  /** DDIM eta (0: deterministic). */
+  eta?: number;
+  seed?: number;
+  generator?: Generator;
+  /** Starting noise [B, 4, h, w] instead of drawing it. */
+  latents?: Tensor;
+  /** Precomputed text embeddings [B, 77, D] (then prompt is not encoded). */
+  promptEmbeds?: Tensor;
+  negativePromptEmbeds?: Tensor;
+  onStep?: (step: number, steps: number, timestep: number) => void;
+  onWarning?: (message: string) => void;
+}
+
+export interface Text2ImgResult {
+  /** [B, 3, H, W] in about [-1, 1]. */
+  images: Tensor;
+  /** The final latents [B, 4, h, w] (unscaled by the VAE factor: what the UNet sees). */
+  latents: Tensor;
+}
+
+function asList(p: string | string[] | number[][]): string[] | number[][] {
+  return typeof p === 'string' ? [p] : p;
+}
+
+function checkPositiveInt(name: string, v: number, multipleOf = 1): void {
+  if (!Number.isInteger(v) || v <= 0 || v % multipleOf !== 0) {
+    throw new RangeError(`${name} must be a positive integer${multipleOf > 1 ? ` and a multiple of ${multipleOf}` : ''}, got ${v}`);
+  }
+}
+
+export function text2img(sd: StableDiffusion, opts: Text2ImgOptions): Text2ImgResult {
+  const steps = opts.steps ?? 50;
+  const guidance = opts.guidanceScale ?? 7.5;
+  const perPrompt = opts.numImagesPerPrompt ?? 1;
+  const height = opts.height ?? (sd.unet.config.sample_size ?? 64) * 8;
+  const width = opts.width ?? (sd.unet.config.sample_size ?? 64) * 8;
+  checkPositiveInt('steps', steps);
+  checkPositiveInt('numImagesPerPrompt', perPrompt);
+  checkPositiveInt('height', height, 8);
+  checkPositiveInt('width', width, 8);
+  if (!Number.isFinite(guidance)) throw new RangeError(`guidanceScale must be a number, got ${guidance}`);
+  const useGuidance = guidance > 1;
+  const generator = opts.generator ?? new Generator(opts.seed ?? 0);
+  if (useGuidance && opts.negativePrompt === undefined && opts.negativePromptEmbeds === undefined && sd.tokenizer === null) {
+    throw new Error(`the checkpoint at ${sd.root} has no tokenizer to encode the empty negative prompt: give negativePrompt as token ids`);
+  }
+
+  return noGrad(() => {
+    // 1. Text embeddings: [uncond; cond], each repeated per image.
+    const cond = tidy(() => repeatRows(opts.promptEmbeds ?? encodePrompt(sd, asList(opts.prompt), opts.onWarning), perPrompt));
+    const batch = cond.shape[0]!;
+    let embeds = cond;
+    if (useGuidance) {
+      embeds = tidy(() => {
+        let neg = opts.negativePromptEmbeds ?? encodePrompt(sd, asList(opts.negativePrompt ?? ''), opts.onWarning);
+        if (neg.shape[0] === 1 && batch > 1) neg = neg.expand(batch, -1, -1);
+        else neg = repeatRows(neg, perPrompt);
+        if (neg.shape[0] !== batch) throw new RangeError(`negative prompts (${neg.shape[0]}) must be one or as many as the prompts`);
+        return cat([neg, cond]); // [2B, 77, D]
+      });
+      cond.dispose();
+    }
+
+    // 2. Starting noise, scaled for the scheduler.
+    const latentShape = [batch, sd.unet.config.in_channels, height / 8, width / 8];
+    if (opts.latents && opts.latents.shape.join() !== latentShape.join()) {
+      throw new RangeError(`latents must have shape [${latentShape}], got [${opts.latents.shape}]`);
+    }
+    let latents = keep(tidy(() => {
+      const noise = opts.latents ? opts.latents.to({ device: sd.device, dtype: sd.dtype }) : randn(latentShape, { generator, device: sd.device, dtype: sd.dtype });
+      return noise.mul(sd.scheduler.initNoiseSigma);
+    }));
+
+    // 3. Denoising loop.
+    sd.scheduler.setTimesteps(steps);
+    const timesteps = sd.scheduler.timesteps;
+    timesteps.forEach((t, i) => {
+      const next = tidy(() => {
+        const input = useGuidance ? cat([latents, latents]) : latents;
+        const noisePred = sd.unet.forward(input, t, embeds);
+        let eps = noisePred;
+        if (useGuidance) {
+          const [uncond, text] = noisePred.chunk(2);
+          eps = uncond!.add(text!.sub(uncond!).mul(guidance));
+        }
+        return sd.scheduler.step(eps, t, latents, { eta: opts.eta ?? 0, generator }).prevSample;
+      });
+      latents.dispose();
+      latents = keep(next);
+      opts.onStep?.(i + 1, timesteps.length, t);
+    });
+    dispose(embeds);
+
+    // 4. Decode.
+    const images = tidy(() => sd.vae.decode(latents.div(sd.vae.config.scaling_factor)));
+    return { images, latents: unkeep(latents) };
+  });
+}
+
+/** [B, ...] -> [B * n, ...], each row repeated n times in place (as diffusers' repeat_interleave). */
+function repeatRows(x: Tensor, n: number): Tensor {
+  if (n === 1) return x;
+  const [b, ...rest] = x.shape;
+  return x.unsqueeze(1).expand(b!, n, ...rest).reshape(b! * n, ...rest);
+}
