@@ -3,7 +3,7 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { dispose, noGrad, tensor, type DType, type Device, type Tensor } from '../engine/index.js';
-import { formatSummary, loadComponent, readSafetensorsHeader, resolveComponent, type LoadSummary } from '../io/index.js';
+import { CheckpointError, formatSummary, isDiffusersPipeline, loadComponent, readSafetensorsHeader, resolveComponent, type LoadSummary } from '../io/index.js';
 import { snapshotDownload, type HubProgress } from '../io/hub.js';
 import { CLIPTextModel, CLIPTokenizer, CLIP_TEXT_IGNORE_KEYS, clipTextCheckpointKey, parseCLIPTextConfig } from '../models/clip/index.js';
 import { UNet2DConditionModel } from '../models/unet/index.js';
@@ -62,6 +62,9 @@ export async function resolveModelSource(source: string, opts: LoadStableDiffusi
 /** Loads every component, each streamed from disk into a model built on the meta device. */
 export async function loadStableDiffusion(source: string, opts: LoadStableDiffusionOptions = {}): Promise<StableDiffusion> {
   const root = await resolveModelSource(source, opts);
+  if (!isDiffusersPipeline(root)) {
+    throw new CheckpointError(root, 'not a diffusers Stable Diffusion folder: it has no model_index.json (expected model_index.json, unet/, vae/, text_encoder/, scheduler/ and usually tokenizer/)');
+  }
   const dtype = opts.dtype ?? 'float32';
   const device = opts.device ?? 'cpu';
   const log = (name: string, s: LoadSummary) => opts.onLog?.(formatSummary(s, name));
