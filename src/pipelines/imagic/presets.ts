@@ -1,0 +1,70 @@
+// Imagic's settings and presets, each with where its numbers come from.
+export interface ImagicSettings {
+  /** Stage A: text-embedding optimization steps and learning rate (Adam). */
+  stepsA: number;
+  lrA: number;
+  /** Stage B: UNet fine-tuning steps and learning rate (Adam). */
+  stepsB: number;
+  lrB: number;
+  /** What Stage B trains: every UNet weight, or the attention layers only (smaller, faster). */
+  train: 'all' | 'attention';
+  /** Stage C: DDIM steps, guidance scale, and the default interpolation weight of the target text. */
+  steps: number;
+  guidanceScale: number;
+  eta: number;
+  /** Seed of the training noise and timesteps (sampling seeds are chosen per render). */
+  seed: number;
+  /** Use a sample of the VAE posterior instead of its mean as the image latent (diffusers does). */
+  sampleLatent: boolean;
+  /** Mixed precision for stages A and B (autocast; fp32 master weights): 'no', 'bf16' or 'fp16'. */
+  mixedPrecision: 'no' | 'bf16' | 'fp16';
+  /** Save a resumable Stage B checkpoint every this many steps (0: only at the end). */
+  checkpointEvery: number;
+}
+
+export type PresetName = 'default' | 'thorough' | 'fast';
+
+const base = { guidanceScale: 7.5, steps: 50, eta: 0.7, seed: 0, sampleLatent: false, mixedPrecision: 'no', train: 'all', lrA: 1e-3, lrB: 2e-6, checkpointEvery: 100 } as const;
+
+/**
+ * - default: 500 A + 1000 B steps, lr 1e-3 / 2e-6, guidance 7.5, 50 DDIM steps, eta 0.7: the settings
+ *   of the public Stable Diffusion ports of Imagic (diffusers' community pipeline, the imagic-editing
+ *   notebooks); the paper reports its best etas in 0.6-0.8.
+ * - thorough: 1500 + 1500 steps: the setting of the report this project follows.
+ * - fast: 100 + 200 steps with a 10x learning rate for Stage B, for a quick look (lower fidelity).
+ */
+export const PRESETS: Record<PresetName, ImagicSettings> = {
+  default: { ...base, stepsA: 500, stepsB: 1000 },
+  thorough: { ...base, stepsA: 1500, stepsB: 1500 },
+  fast: { ...base, stepsA: 100, stepsB: 200, lrB: 2e-5, steps: 25 },
+};
+
+/** A preset with overrides, every number checked. */
+export function resolveSettings(preset: PresetName = 'default', overrides: Partial<ImagicSettings> = {}): ImagicSettings {
+  const p = PRESETS[preset];
+  if (p === undefined) throw new Error(`unknown preset '${preset}' (default, thorough, fast)`);
+  const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
+  const s: ImagicSettings = { ...p, ...defined };
+  const intAtLeast = (name: keyof ImagicSettings, min: number) => {
+    const v = s[name] as number;
+    if (!Number.isInteger(v) || v < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${v}`);
+  };
+  intAtLeast('stepsA', 0);
+  intAtLeast('stepsB', 0);
+  intAtLeast('steps', 1);
+  intAtLeast('seed', 0);
+  intAtLeast('checkpointEvery', 0);
+  for (const k of ['lrA', 'lrB'] as const) {
+    if (!Number.isFinite(s[k]) || s[k] <= 0) throw new RangeError(`${k} must be a positive number, got ${s[k]}`);
+  }
+  if (!Number.isFinite(s.guidanceScale)) throw new RangeError(`guidanceScale must be a number, got ${s.guidanceScale}`);
+  if (!Number.isFinite(s.eta)) throw new RangeError(`eta must be a number, got ${s.eta}`);
+  if (!['all', 'attention'].includes(s.train)) throw new RangeError(`train must be 'all' or 'attention', got '${s.train}'`);
+  if (!['no', 'bf16', 'fp16'].includes(s.mixedPrecision)) throw new RangeError(`mixedPrecision must be no, bf16 or fp16, got '${s.mixedPrecision}'`);
+  return s;
+}
+
+/** A warning for etas outside [0, 1] (extrapolation: allowed, and used in practice). */
+export function etaWarning(eta: number): string | null {
+  return eta < 0 || eta > 1 ? `eta ${eta} is outside [0, 1]: the embedding is extrapolated beyond the ${eta > 1 ? 'target text' : 'optimized embedding'}` : null;
+}

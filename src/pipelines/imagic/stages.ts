@@ -1,0 +1,195 @@
+// Imagic (Kawar et al., CVPR 2023) on Stable Diffusion: (A) optimize the target text embedding to
+// reconstruct the image with the model frozen, (B) fine-tune the UNet at that embedding, (C) sample
+// from e = eta * e_tgt + (1 - eta) * e_opt. Each stage is written out top to bottom.
+import {
+  autocast, dispose, Generator, GradScaler, keep, mseLoss, noGrad, optim, randint, randn, tidy, type Tensor,
+} from '../../engine/index.js';
+import type { StableDiffusion } from '../stable-diffusion.js';
+import { text2img } from '../text2img.js';
+
+/** The (timestep, noise) pair of each training step. */
+export interface TrainingNoise {
+  next(step: number): { timestep: number; noise: Tensor };
+}
+
+/** Draws t ~ U{0..999} then noise ~ N(0, I) from one generator, step after step (reproducible). */
+export function generatorNoise(generator: Generator, latent: Tensor, numTrainTimesteps = 1000): TrainingNoise {
+  return {
+    next() {
+      const t = randint(0, numTrainTimesteps, [1], { generator });
+      const timestep = t.item();
+      t.dispose();
+      const noise = randn(latent.shape, { generator, dtype: latent.dtype, device: latent.device });
+      return { timestep, noise };
+    },
+  };
+}
+
+/** Given per-step timesteps and noise (e.g. a reference trace). */
+export function fixedNoise(timesteps: number[], noise: Tensor): TrainingNoise {
+  return {
+    next(step) {
+      const timestep = timesteps[step];
+      if (timestep === undefined) throw new RangeError(`no training noise for step ${step}`);
+      return { timestep, noise: noise.select(0, step) };
+    },
+  };
+}
+
+/** The image latent: VAE posterior mean (or a sample) times the scaling factor. image [1, 3, H, W] in [-1, 1]. */
+export function encodeImage(sd: StableDiffusion, image: Tensor, opts: { sampleLatent?: boolean; generator?: Generator } = {}): Tensor {
+  return noGrad(() => tidy(() => {
+    const dist = sd.vae.encode(image.to({ device: sd.device, dtype: sd.dtype }));
+    const z = opts.sampleLatent ? dist.sample(opts.generator) : dist.mean.clone();
+    dist.dispose();
+    return z.mul(sd.vae.config.scaling_factor); // [1, 4, H/8, W/8]
+  }));
+}
+
+export interface StageOptions {
+  steps: number;
+  lr: number;
+  noise: TrainingNoise;
+  mixedPrecision?: 'no' | 'bf16' | 'fp16';
+  /** Called after each step with the step number (1-based) and its loss. */
+  onStep?: (step: number, loss: number) => void;
+  /** Checked before each step: true stops early (Ctrl-C); the stage returns what it has. */
+  shouldStop?: () => boolean;
+}
+
+/** One denoising loss: mse(unet(add_noise(z, noise, t), t, cond), noise). */
+function denoisingLoss(sd: StableDiffusion, latent: Tensor, cond: Tensor, timestep: number, noise: Tensor, mp: StageOptions['mixedPrecision']): Tensor {
+  const noisy = sd.scheduler.addNoise(latent, noise, [timestep]);
+  const deviceType = sd.device.startsWith('cuda') ? 'cuda' : 'cpu';
+  const pred = autocast({ deviceType, dtype: mp === 'fp16' ? 'float16' : 'bfloat16', enabled: mp !== undefined && mp !== 'no' },
+    () => sd.unet.forward(noisy, timestep, cond));
+  return mseLoss(pred.float(), noise.float());
+}
+
+export interface StageAResult {
+  eOpt: Tensor;
+  losses: number[];
+}
+
+/** Stage A: Adam on the text embedding (initialized at e_tgt) with the UNet and VAE frozen. */
+export function stageA(sd: StableDiffusion, latent: Tensor, eTgt: Tensor, o: StageOptions & { start?: Tensor }): StageAResult {
+  sd.unet.requiresGrad_(false);
+  const emb = keep(noGrad(() => (o.start ?? eTgt).to({ dtype: 'float32', copy: true })).requiresGrad_(true)); // [1, 77, D]
+  const opt = new optim.Adam([emb], { lr: o.lr });
+  const losses: number[] = [];
+  try {
+    for (let i = 0; i < o.steps && !o.shouldStop?.(); i++) {
+      const loss = tidy(() => {
+        const { timestep, noise } = o.noise.next(i);
+        const l = denoisingLoss(sd, latent, emb.to(sd.dtype), timestep, noise, o.mixedPrecision);
+        opt.zeroGrad();
+        l.backward();
+        opt.step();
+        return l.item();
+      });
+      losses.push(loss);
+      o.onStep?.(i + 1, loss);
+    }
+  } finally {
+    opt.disposeState();
+  }
+  const eOpt = noGrad(() => emb.detach().clone());
+  emb.dispose();
+  return { eOpt, losses };
+}
+
+/** Names of the UNet parameters Stage B trains. */
+export function trainableNames(sd: StableDiffusion, train: 'all' | 'attention'): string[] {
+  const names = sd.unet.namedParameters().map(([n]) => n);
+  return train === 'all' ? names : names.filter((n) => /\.attn[12]\./.test(n));
+}
+
+export interface StageBOptions extends StageOptions {
+  train?: 'all' | 'attention';
+  /** Resume: the optimizer state saved by a checkpoint, and how many steps were done. */
+  resume?: { optimizer: optim.OptimizerState; done: number };
+  /** Called every `every` steps with the state to save for resuming. */
+  checkpoint?: { every: number; save: (done: number, opt: optim.Optimizer) => void };
+}
+
+export interface StageBResult {
+  /** The parameter names that were trained (the fine-tuned weights are in sd.unet). */
+  trained: string[];
+  losses: number[];
+  done: number;
+}
+
+/** Stage B: Adam on the UNet's weights (all, or attention only) at the fixed e_opt. Fine-tunes sd.unet in place. */
+export function stageB(sd: StableDiffusion, latent: Tensor, eOpt: Tensor, o: StageBOptions): StageBResult {
+  const names = new Set(trainableNames(sd, o.train ?? 'all'));
+  const params = sd.unet.namedParameters();
+  for (const [n, p] of params) p.requiresGrad_(names.has(n));
+  const trainable = params.filter(([n]) => names.has(n)).map(([, p]) => p);
+  if (trainable.some((p) => p.dtype !== 'float32')) {
+    throw new Error(`Stage B trains float32 master weights (an update of lr ${o.lr} vanishes in ${trainable[0]!.dtype}): load the model in float32 and use mixed precision for speed`);
+  }
+  sd.unet.train();
+  const opt = new optim.Adam(trainable, { lr: o.lr });
+  const scaler = new GradScaler({ enabled: o.mixedPrecision === 'fp16' });
+  if (o.resume) opt.loadStateDict(o.resume.optimizer);
+  const start = o.resume?.done ?? 0;
+  const cond = noGrad(() => eOpt.to({ dtype: sd.dtype, device: sd.device, copy: true }));
+  const losses: number[] = [];
+  let done = start;
+  try {
+    for (let i = start; i < o.steps && !o.shouldStop?.(); i++) {
+      const loss = tidy(() => {
+        const { timestep, noise } = o.noise.next(i);
+        const l = denoisingLoss(sd, latent, cond, timestep, noise, o.mixedPrecision);
+        opt.zeroGrad();
+        scaler.scale(l).backward();
+        scaler.step(opt);
+        scaler.update();
+        return l.item();
+      });
+      losses.push(loss);
+      done = i + 1;
+      o.onStep?.(done, loss);
+      if (o.checkpoint && o.checkpoint.every > 0 && done % o.checkpoint.every === 0 && done < o.steps) o.checkpoint.save(done, opt);
+    }
+  } finally {
+    opt.zeroGrad();
+    opt.disposeState();
+    cond.dispose();
+    sd.unet.eval();
+    sd.unet.requiresGrad_(false);
+  }
+  return { trained: [...names], losses, done };
+}
+
+/** e = eta * e_tgt + (1 - eta) * e_opt (eta may leave [0, 1]: extrapolation). */
+export function interpolateEmbedding(eTgt: Tensor, eOpt: Tensor, eta: number): Tensor {
+  return noGrad(() => tidy(() => eTgt.mul(eta).add(eOpt.mul(1 - eta))));
+}
+
+export interface RenderOptions {
+  eta: number;
+  guidanceScale: number;
+  steps: number;
+  /** The starting noise comes from this seed (same seed, same noise for every eta). */
+  seed?: number;
+  latents?: Tensor;
+  onStep?: (step: number, steps: number) => void;
+}
+
+/** Stage C: sample from the fine-tuned UNet at the interpolated embedding, guided against e_uncond. Returns [1, 3, H, W]. */
+export function renderEdit(sd: StableDiffusion, e: { eTgt: Tensor; eOpt: Tensor; eUncond: Tensor }, o: RenderOptions, size?: { width: number; height: number }): { image: Tensor; latent: Tensor } {
+  const [cond, uncond] = noGrad(() => tidy(() => [
+    interpolateEmbedding(e.eTgt, e.eOpt, o.eta).to({ dtype: sd.dtype, device: sd.device }),
+    e.eUncond.to({ dtype: sd.dtype, device: sd.device }),
+  ]));
+  try {
+    const r = text2img(sd, {
+      prompt: [], promptEmbeds: cond!, negativePromptEmbeds: uncond!, steps: o.steps, guidanceScale: o.guidanceScale,
+      generator: new Generator(o.seed ?? 0), latents: o.latents, width: size?.width, height: size?.height, onStep: o.onStep,
+    });
+    return { image: r.images, latent: r.latents };
+  } finally {
+    dispose([cond, uncond]);
+  }
+}
