@@ -3,3 +3,4 @@ export * from './safetensors.js';
 export * from './config.js';
 export * from './diffusers.js';
 export * from './load.js';
+export * from './sheet.js';

@@ -2,3 +2,5 @@
 export * from './stable-diffusion.js';
 export * from './text2img.js';
 export * as imagic from './imagic/index.js';
+export * from './img2img.js';
+export * from './ddim-inversion.js';
