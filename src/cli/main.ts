@@ -3,27 +3,14 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { generate } from './generate.js';
+import { edit, render } from './edit.js';
+import { int, num, parseEtas, parseSeeds } from './options.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 /** The embedded model, once the project ships it (models/shapes-64). */
 const EMBEDDED_MODEL = path.join(root, 'models', 'shapes-64');
-
-function int(name: string, min: number) {
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got '${v}'`);
-    return n;
-  };
-}
-function num(name: string) {
-  return (v: string) => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got '${v}'`);
-    return n;
-  };
-}
 
 const program = new Command()
   .name('imagic')
@@ -53,9 +40,75 @@ program
   .option('-f, --force', 'overwrite existing output files')
   .option('-q, --quiet', 'print nothing but errors')
   .action(async (prompt: string, o) => {
-    const model = o.model ?? (existsSync(EMBEDDED_MODEL) ? EMBEDDED_MODEL : undefined);
-    if (model === undefined) throw new Error('no --model given, and the embedded model (models/shapes-64) is not in this checkout yet');
-    await generate(prompt, { ...o, model });
+    await generate(prompt, { ...o, model: resolveModel(o.model) });
+  });
+
+/** Options every model-loading command takes. */
+function modelOptions(cmd: Command, withModel = true): Command {
+  if (withModel) cmd.option('-m, --model <dir|repo-id>', 'a diffusers folder, or a Hub repo id downloaded into the Hugging Face cache (default: the embedded model)');
+  return cmd
+    .addOption(new Option('--dtype <dtype>', 'weights and compute precision').choices(['float32', 'float16', 'bfloat16']).default('float32'))
+    .option('--device <device>', 'cpu, cuda or cuda:N', 'cpu')
+    .option('--variant <name>', "read '<weights>.<variant>.safetensors' files, e.g. fp16")
+    .option('--revision <rev>', 'Hub branch, tag or commit (with a repo id)', 'main')
+    .option('--offline', 'never use the network: the model must be a folder or already in the cache')
+    .option('--threads <n>', 'CPU threads for libtorch', int('threads', 1))
+    .option('-q, --quiet', 'print nothing but errors');
+}
+
+function renderOptions(cmd: Command): Command {
+  return cmd
+    .option('--eta <spec>', 'interpolation weight of the target text: one value, a list (0.6,0.7) or a range start:end:step (0.4:0.9:0.1); values outside [0, 1] extrapolate (default: the preset\'s 0.7)', parseEtas)
+    .option('--seeds <spec>', 'sampling seeds: one, a list (0,1,2) or a range first:last (0:3); each seed\'s starting noise is shared by every eta', parseSeeds, [0])
+    .option('--steps <n>', 'DDIM sampling steps (default: the preset\'s)', int('steps', 1))
+    .option('-g, --guidance <scale>', 'classifier-free guidance scale (default: the preset\'s 7.5)', num('guidance'))
+    .option('-f, --force', 'overwrite existing output files');
+}
+
+function resolveModel(model: string | undefined): string {
+  const m = model ?? (existsSync(EMBEDDED_MODEL) ? EMBEDDED_MODEL : undefined);
+  if (m === undefined) throw new Error('no --model given, and the embedded model (models/shapes-64) is not in this checkout yet');
+  return m;
+}
+
+modelOptions(renderOptions(program
+  .command('edit')
+  .description([
+    'Edit a real image to match a text with Imagic: (A) optimize the text embedding to reconstruct the image,',
+    '(B) fine-tune the UNet at it, (C) sample from eta * e_target + (1 - eta) * e_optimized.',
+    'Training is saved in a session folder (default: <output>.imagic/): an interrupted edit (Ctrl-C) resumes',
+    'from its last step when run again, and `imagic render` makes more etas and seeds without training.',
+    'With several etas or seeds, each image is written as <output>-eta<eta>-seed<seed>.png and <output> is a',
+    'labelled contact sheet (rows: seeds, columns: etas).',
+  ].join('\n'))
+  .argument('<image>', 'the input image (PNG, JPEG or WebP)')
+  .argument('<text>', 'the target text, e.g. "a dog sitting"')
+  .requiredOption('-o, --output <file.png>', 'where to write the edited image (or the contact sheet of a sweep)')
+  .addOption(new Option('--preset <name>', 'training preset: default (500 A + 1000 B steps), thorough (1500 + 1500), fast (100 + 200)').choices(['default', 'thorough', 'fast']).default('default'))
+  .option('--steps-a <n>', 'stage A steps (embedding optimization)', int('steps-a', 0))
+  .option('--steps-b <n>', 'stage B steps (UNet fine-tuning)', int('steps-b', 0))
+  .option('--lr-a <lr>', 'stage A learning rate (default 1e-3)', num('lr-a', { positive: true }))
+  .option('--lr-b <lr>', 'stage B learning rate (default 2e-6)', num('lr-b', { positive: true }))
+  .addOption(new Option('--train <what>', 'what stage B trains').choices(['all', 'attention']))
+  .addOption(new Option('--mixed-precision <mode>', 'autocast for training, with fp32 master weights').choices(['no', 'bf16', 'fp16']))
+  .option('--seed <n>', 'training seed: fixes the timesteps and noise of stages A and B', int('seed', 0))
+  .option('--sample-latent', 'encode the image as a sample of the VAE posterior instead of its mean')
+  .option('--checkpoint-every <n>', 'save resumable stage B progress every n steps (default 100)', int('checkpoint-every', 0))
+  .option('--session <dir>', 'the session folder (default: <output without .png>.imagic)')
+  .option('--restart', 'discard an existing session with other settings and train again')))
+  .action(async (image: string, text: string, o) => {
+    const r = await edit(image, text, { ...o, etas: o.eta, model: resolveModel(o.model) });
+    if (r.interrupted) process.exitCode = 130;
+  });
+
+modelOptions(renderOptions(program
+  .command('render')
+  .description('Render more images from a finished edit session, without training: every eta for every seed, and a contact sheet for a sweep.')
+  .argument('<session>', 'an edit session folder made by `imagic edit`')
+  .requiredOption('-o, --output <file.png>', 'where to write the image (or the contact sheet of a sweep)')
+  .option('-m, --model <dir|repo-id>', "the session's base model (default: the one recorded in the session)")), false)
+  .action(async (session: string, o) => {
+    await render(session, { ...o, etas: o.eta });
   });
 
 program.parseAsync(process.argv).catch((e: Error) => {

@@ -3,36 +3,19 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { fixturePath, repoRoot } from '../fixtures.js';
+import { fixturePath } from '../fixtures.js';
+import { cli, makeTinyModel } from './tiny-model.js';
 
-const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 let dir: string;
 let model: string;
 
-/** Every ASCII letter as a token, alone and word-final (ids 1..104); bos/eos at the tiny model's 998/999. */
-function writeTinyTokenizer(folder: string): void {
-  const vocab: Record<string, number> = {};
-  let id = 1;
-  for (const c of 'abcdefghijklmnopqrstuvwxyz0123456789') {
-    vocab[c] = id++;
-    vocab[`${c}</w>`] = id++;
-  }
-  vocab['<|startoftext|>'] = 998;
-  vocab['<|endoftext|>'] = 999;
-  writeFileSync(path.join(folder, 'vocab.json'), JSON.stringify(vocab));
-  writeFileSync(path.join(folder, 'merges.txt'), '#version: 0.2\n');
-}
-
 before(() => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'imagic-cli-'));
-  model = path.join(dir, 'tiny-sd');
-  cpSync(fixturePath('golden/tiny-sd'), model, { recursive: true });
-  cpSync(path.join(model, 'scheduler'), path.join(model, 'tokenizer'), { recursive: true });
-  writeTinyTokenizer(path.join(model, 'tokenizer'));
+  model = makeTinyModel(dir);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -7,6 +7,11 @@ import {
 import type { StableDiffusion } from '../stable-diffusion.js';
 import { text2img } from '../text2img.js';
 
+/** Lets signal handlers and timers run between steps (Ctrl-C stops at a step boundary). */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** The (timestep, noise) pair of each training step. */
 export interface TrainingNoise {
   next(step: number): { timestep: number; noise: Tensor };
@@ -72,7 +77,7 @@ export interface StageAResult {
 }
 
 /** Stage A: Adam on the text embedding (initialized at e_tgt) with the UNet and VAE frozen. */
-export function stageA(sd: StableDiffusion, latent: Tensor, eTgt: Tensor, o: StageOptions & { start?: Tensor }): StageAResult {
+export async function stageA(sd: StableDiffusion, latent: Tensor, eTgt: Tensor, o: StageOptions & { start?: Tensor }): Promise<StageAResult> {
   sd.unet.requiresGrad_(false);
   const emb = keep(noGrad(() => (o.start ?? eTgt).to({ dtype: 'float32', copy: true })).requiresGrad_(true)); // [1, 77, D]
   const opt = new optim.Adam([emb], { lr: o.lr });
@@ -89,6 +94,7 @@ export function stageA(sd: StableDiffusion, latent: Tensor, eTgt: Tensor, o: Sta
       });
       losses.push(loss);
       o.onStep?.(i + 1, loss);
+      await yieldToEventLoop();
     }
   } finally {
     opt.disposeState();
@@ -120,7 +126,7 @@ export interface StageBResult {
 }
 
 /** Stage B: Adam on the UNet's weights (all, or attention only) at the fixed e_opt. Fine-tunes sd.unet in place. */
-export function stageB(sd: StableDiffusion, latent: Tensor, eOpt: Tensor, o: StageBOptions): StageBResult {
+export async function stageB(sd: StableDiffusion, latent: Tensor, eOpt: Tensor, o: StageBOptions): Promise<StageBResult> {
   const names = new Set(trainableNames(sd, o.train ?? 'all'));
   const params = sd.unet.namedParameters();
   for (const [n, p] of params) p.requiresGrad_(names.has(n));
@@ -151,7 +157,9 @@ export function stageB(sd: StableDiffusion, latent: Tensor, eOpt: Tensor, o: Sta
       done = i + 1;
       o.onStep?.(done, loss);
       if (o.checkpoint && o.checkpoint.every > 0 && done % o.checkpoint.every === 0 && done < o.steps) o.checkpoint.save(done, opt);
+      await yieldToEventLoop();
     }
+    if (done < o.steps && o.checkpoint) o.checkpoint.save(done, opt); // stopped early: keep what was done
   } finally {
     opt.zeroGrad();
     opt.disposeState();

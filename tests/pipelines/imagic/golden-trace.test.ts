@@ -25,7 +25,7 @@ test('stages A, B and C reproduce the golden Imagic trace', async () => {
     assertClose(eTgt, G('e_tgt'), 1e-5, 1e-5, 'e_tgt');
 
     // Stage A with the trace's timesteps and noise.
-    const a = imagic.stageA(sd, latent, eTgt, {
+    const a = await imagic.stageA(sd, latent, eTgt, {
       steps: spec.steps_A, lr: spec.lr_A, noise: imagic.fixedNoise(G('A_timesteps').toFlatArray(), G('A_noise')),
     });
     assertClose(a.losses, spec.lossA, 1e-4, 1e-4, 'stage A losses');
@@ -33,7 +33,7 @@ test('stages A, B and C reproduce the golden Imagic trace', async () => {
     assert.ok(noGrad(() => a.eOpt.sub(eTgt).abs().amax().item()) > 1e-3, 'stage A moved the embedding');
 
     // Stage B: all UNet weights, then the probe.
-    const b = imagic.stageB(sd, latent, a.eOpt, {
+    const b = await imagic.stageB(sd, latent, a.eOpt, {
       steps: spec.steps_B, lr: spec.lr_B, noise: imagic.fixedNoise(G('B_timesteps').toFlatArray(), G('B_noise')),
     });
     assertClose(b.losses, spec.lossB, 1e-4, 1e-4, 'stage B losses');

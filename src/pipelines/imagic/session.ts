@@ -1,0 +1,207 @@
+// Edit sessions: what Imagic's expensive stages (A, B) produce, saved so that rendering more etas and
+// seeds needs no training, and an interrupted edit resumes from the last completed step.
+//   session.json                settings, target, model fingerprint, progress
+//   input.png                   the input as the model saw it (resized and cropped)
+//   embeddings.safetensors      e_tgt, e_opt, e_uncond, the image latent, the training RNG after stage A
+//   unet-finetuned.safetensors  the fine-tuned UNet tensors (only those Stage B trained)
+//   stage-b-checkpoint.safetensors  a resumable partial Stage B (weights, Adam state, RNG)
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Generator, noGrad, type Tensor, optim, dispose } from '../../engine/index.js';
+import { loadSafetensors, saveSafetensors } from '../../io/safetensors.js';
+import type { StableDiffusion } from '../stable-diffusion.js';
+import type { ImagicSettings } from './presets.js';
+
+export const SESSION_VERSION = 1;
+
+export interface SessionJson {
+  version: number;
+  /** What the edit asks for: text, or token ids for checkpoints without a tokenizer. */
+  target: string | number[][];
+  model: { source: string; fingerprint: string };
+  settings: ImagicSettings;
+  image: { source: string; width: number; height: number; sha256: string };
+  progress: { stageA: boolean; stageB: number; stageBDone: boolean };
+  trained: string[];
+  created: string;
+  updated: string;
+}
+
+export class SessionError extends Error {
+  constructor(readonly dir: string, message: string) {
+    super(`session ${dir}: ${message}`);
+    this.name = 'SessionError';
+  }
+}
+
+/** Identifies a base model: its UNet/text-encoder configs and a checksum of a few weights. */
+export function modelFingerprint(sd: StableDiffusion): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify(sd.unet.config));
+  h.update(JSON.stringify(sd.textEncoder.config));
+  noGrad(() => {
+    for (const m of [sd.unet.conv_in.weight, sd.unet.conv_out.weight, sd.textEncoder.embeddings.token_embedding.weight]) {
+      const s = m.float().sum();
+      h.update(`${m.shape.join('x')}:${s.item().toPrecision(6)};`);
+      s.dispose();
+    }
+  });
+  return h.digest('hex').slice(0, 16);
+}
+
+/** Training settings that must match to resume (render-only settings may differ). */
+const TRAINING_KEYS: (keyof ImagicSettings)[] = ['stepsA', 'lrA', 'stepsB', 'lrB', 'train', 'seed', 'sampleLatent', 'mixedPrecision'];
+
+function writeJsonAtomic(file: string, value: unknown): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
+  renameSync(tmp, file);
+}
+
+export class EditSession {
+  constructor(readonly dir: string, public json: SessionJson) {}
+
+  static exists(dir: string): boolean {
+    return existsSync(path.join(dir, 'session.json'));
+  }
+
+  static create(dir: string, json: Omit<SessionJson, 'version' | 'created' | 'updated' | 'progress' | 'trained'>): EditSession {
+    mkdirSync(dir, { recursive: true });
+    // Stale temporary files of an interrupted write are never valid data.
+    for (const f of readdirSync(dir)) if (/\.tmp-\d+$/.test(f)) rmSync(path.join(dir, f), { force: true });
+    const now = new Date().toISOString();
+    const s = new EditSession(dir, { ...json, version: SESSION_VERSION, progress: { stageA: false, stageB: 0, stageBDone: false }, trained: [], created: now, updated: now });
+    s.save();
+    return s;
+  }
+
+  static open(dir: string): EditSession {
+    const file = path.join(dir, 'session.json');
+    if (!existsSync(file)) throw new SessionError(dir, 'no session.json: not an edit session folder');
+    let json: SessionJson;
+    try {
+      json = JSON.parse(readFileSync(file, 'utf8')) as SessionJson;
+    } catch (e) {
+      throw new SessionError(dir, `session.json is not valid JSON (${(e as Error).message})`);
+    }
+    if (json.version !== SESSION_VERSION) throw new SessionError(dir, `made by an incompatible version (session format ${json.version}, this imagic reads ${SESSION_VERSION})`);
+    for (const f of readdirSync(dir)) if (/\.tmp-\d+$/.test(f)) rmSync(path.join(dir, f), { force: true });
+    return new EditSession(dir, json);
+  }
+
+  file(name: string): string {
+    return path.join(this.dir, name);
+  }
+
+  save(): void {
+    this.json.updated = new Date().toISOString();
+    writeJsonAtomic(this.file('session.json'), this.json);
+  }
+
+  /** Throws unless this session was made with the same base model. */
+  checkModel(sd: StableDiffusion): void {
+    const fp = modelFingerprint(sd);
+    if (fp !== this.json.model.fingerprint) {
+      throw new SessionError(this.dir, `was made with a different model (${this.json.model.source}, fingerprint ${this.json.model.fingerprint}; this model's is ${fp}): load the same model, or start a new session`);
+    }
+  }
+
+  /** Differences in training settings or inputs, as readable lines (empty: resumable). */
+  differences(settings: ImagicSettings, target: SessionJson['target'], imageSha: string): string[] {
+    const out: string[] = [];
+    for (const k of TRAINING_KEYS) {
+      if (JSON.stringify(this.json.settings[k]) !== JSON.stringify(settings[k])) out.push(`${k}: ${this.json.settings[k]} in the session, ${settings[k]} now`);
+    }
+    if (JSON.stringify(this.json.target) !== JSON.stringify(target)) out.push(`target text: ${JSON.stringify(this.json.target)} in the session, ${JSON.stringify(target)} now`);
+    if (this.json.image.sha256 !== imageSha) out.push('the input image differs');
+    return out;
+  }
+
+  // ---- stage A ----
+  saveEmbeddings(t: { eTgt: Tensor; eOpt: Tensor; eUncond: Tensor; latent: Tensor; rngAfterA: Tensor }): void {
+    saveSafetensors(this.file('embeddings.safetensors'), { e_tgt: t.eTgt, e_opt: t.eOpt, e_uncond: t.eUncond, latent: t.latent, rng_after_a: t.rngAfterA }, { format: 'imagic-session' });
+    this.json.progress.stageA = true;
+    this.save();
+  }
+
+  loadEmbeddings(): { eTgt: Tensor; eOpt: Tensor; eUncond: Tensor; latent: Tensor; rngAfterA: Tensor } {
+    const file = this.file('embeddings.safetensors');
+    if (!this.json.progress.stageA || !existsSync(file)) throw new SessionError(this.dir, 'stage A has not completed (no embeddings.safetensors)');
+    const m = loadSafetensors(file);
+    const get = (k: string) => {
+      const t = m.get(k);
+      if (t === undefined) throw new SessionError(this.dir, `embeddings.safetensors lacks '${k}'`);
+      return t;
+    };
+    return { eTgt: get('e_tgt'), eOpt: get('e_opt'), eUncond: get('e_uncond'), latent: get('latent'), rngAfterA: get('rng_after_a') };
+  }
+
+  // ---- stage B ----
+  /** A resumable partial stage B: trained weights, Adam state and the training RNG. */
+  saveCheckpoint(sd: StableDiffusion, done: number, opt: optim.Optimizer, rng: Generator, trained: string[]): void {
+    const params = new Map(sd.unet.namedParameters());
+    const tensors: Record<string, Tensor> = {};
+    for (const n of trained) tensors[`unet.${n}`] = params.get(n)!;
+    const state = opt.stateDict();
+    for (const [k, t] of Object.entries(state.tensors)) tensors[`optimizer.${k}`] = t;
+    const rngState = rng.getState();
+    tensors['rng'] = rngState;
+    saveSafetensors(this.file('stage-b-checkpoint.safetensors'), tensors, { done: String(done), step: String(state.step), kind: state.kind });
+    rngState.dispose();
+    this.json.progress.stageB = done;
+    this.json.trained = trained;
+    this.save();
+  }
+
+  /** Restores a partial stage B into sd.unet and returns the optimizer state and RNG to continue with. */
+  loadCheckpoint(sd: StableDiffusion): { done: number; optimizer: optim.OptimizerState; rngState: Tensor } | null {
+    const file = this.file('stage-b-checkpoint.safetensors');
+    if (this.json.progress.stageB === 0 || !existsSync(file)) return null;
+    const m = loadSafetensors(file);
+    const weights = new Map<string, Tensor>();
+    const opt: Record<string, Tensor> = {};
+    for (const [k, t] of m) {
+      if (k.startsWith('unet.')) weights.set(k.slice(5), t);
+      else if (k.startsWith('optimizer.')) opt[k.slice(10)] = t;
+    }
+    this.applyWeights(sd, weights);
+    dispose([...weights.values()]);
+    return { done: this.json.progress.stageB, optimizer: { kind: 'adam', step: this.json.progress.stageB, hyper: {}, tensors: opt }, rngState: m.get('rng')! };
+  }
+
+  saveFinetuned(sd: StableDiffusion, trained: string[]): void {
+    const params = new Map(sd.unet.namedParameters());
+    saveSafetensors(this.file('unet-finetuned.safetensors'), Object.fromEntries(trained.map((n) => [n, params.get(n)!])), { format: 'imagic-session' });
+    this.json.trained = trained;
+    this.json.progress.stageB = this.json.settings.stepsB;
+    this.json.progress.stageBDone = true;
+    this.save();
+    rmSync(this.file('stage-b-checkpoint.safetensors'), { force: true });
+  }
+
+  /** Puts the fine-tuned tensors into sd.unet (which must be the session's base model). */
+  loadFinetuned(sd: StableDiffusion): void {
+    const file = this.file('unet-finetuned.safetensors');
+    if (!this.json.progress.stageBDone || !existsSync(file)) throw new SessionError(this.dir, 'stage B has not completed (no unet-finetuned.safetensors): run `imagic edit` again to resume it');
+    const m = loadSafetensors(file);
+    try {
+      this.applyWeights(sd, m);
+    } finally {
+      dispose([...m.values()]);
+    }
+  }
+
+  private applyWeights(sd: StableDiffusion, weights: Map<string, Tensor>): void {
+    const params = new Map(sd.unet.namedParameters());
+    for (const [k, t] of weights) {
+      const p = params.get(k);
+      if (p === undefined || p.shape.join() !== t.shape.join()) {
+        throw new SessionError(this.dir, `fine-tuned tensor '${k}' ${p === undefined ? 'is not in this UNet' : `has shape [${t.shape}] but the UNet's is [${p.shape}]`}: a session of another model`);
+      }
+    }
+    noGrad(() => {
+      for (const [k, t] of weights) params.get(k)!.copy_(t);
+    });
+  }
+}

@@ -1,0 +1,53 @@
+// A copy of the tiny golden checkpoint with a small byte-level tokenizer (ids within its 1000-token
+// vocabulary), so that the CLI can be driven with text as a user would.
+import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { fixturePath, repoRoot } from '../fixtures.js';
+
+export const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
+
+/** Every letter and digit as a token, alone and word-final; bos/eos at the tiny model's 998/999. */
+export function writeTinyTokenizer(folder: string): void {
+  mkdirSync(folder, { recursive: true });
+  const vocab: Record<string, number> = {};
+  let id = 1;
+  for (const c of 'abcdefghijklmnopqrstuvwxyz0123456789') {
+    vocab[c] = id++;
+    vocab[`${c}</w>`] = id++;
+  }
+  vocab['<|startoftext|>'] = 998;
+  vocab['<|endoftext|>'] = 999;
+  writeFileSync(path.join(folder, 'vocab.json'), JSON.stringify(vocab));
+  writeFileSync(path.join(folder, 'merges.txt'), '#version: 0.2\n');
+}
+
+/** Copies tiny-sd into `dir`/tiny-sd with a tokenizer; returns the model folder. */
+export function makeTinyModel(dir: string): string {
+  const model = path.join(dir, 'tiny-sd');
+  cpSync(fixturePath('golden/tiny-sd'), model, { recursive: true });
+  writeTinyTokenizer(path.join(model, 'tokenizer'));
+  return model;
+}
+
+export function runCli(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, FORCE_COLOR: '0', ...env } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** Starts the CLI and sends SIGINT once stderr matches `when`; resolves with the exit code and stderr. */
+export function runCliInterrupted(args: string[], when: RegExp): Promise<{ code: number | null; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+    let err = '';
+    let sent = false;
+    child.stderr.on('data', (d) => {
+      err += d;
+      if (!sent && when.test(err)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    child.on('close', (code) => resolve({ code, err }));
+  });
+}
