@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { generate } from './generate.js';
 import { edit, render } from './edit.js';
+import { compare } from './compare.js';
 import { int, num, parseEtas, parseSeeds } from './options.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -71,7 +72,24 @@ function resolveModel(model: string | undefined): string {
   return m;
 }
 
-modelOptions(renderOptions(program
+/** Imagic's training options, shared by edit and compare. */
+function trainingOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--preset <name>', 'training preset: default (500 A + 1000 B steps), thorough (1500 + 1500), fast (100 + 200)').choices(['default', 'thorough', 'fast']).default('default'))
+    .option('--steps-a <n>', 'stage A steps (embedding optimization)', int('steps-a', 0))
+    .option('--steps-b <n>', 'stage B steps (UNet fine-tuning)', int('steps-b', 0))
+    .option('--lr-a <lr>', 'stage A learning rate (default 1e-3)', num('lr-a', { positive: true }))
+    .option('--lr-b <lr>', 'stage B learning rate (default 2e-6)', num('lr-b', { positive: true }))
+    .addOption(new Option('--train <what>', 'what stage B trains').choices(['all', 'attention']))
+    .addOption(new Option('--mixed-precision <mode>', 'autocast for training, with fp32 master weights').choices(['no', 'bf16', 'fp16']))
+    .option('--seed <n>', 'training seed: fixes the timesteps and noise of stages A and B', int('seed', 0))
+    .option('--sample-latent', 'encode the image as a sample of the VAE posterior instead of its mean')
+    .option('--checkpoint-every <n>', 'save resumable stage B progress every n steps (default 100)', int('checkpoint-every', 0))
+    .option('--session <dir>', 'the session folder (default: <output without .png>.imagic)')
+    .option('--restart', 'discard an existing session with other settings and train again');
+}
+
+modelOptions(renderOptions(trainingOptions(program
   .command('edit')
   .description([
     'Edit a real image to match a text with Imagic: (A) optimize the text embedding to reconstruct the image,',
@@ -83,21 +101,22 @@ modelOptions(renderOptions(program
   ].join('\n'))
   .argument('<image>', 'the input image (PNG, JPEG or WebP)')
   .argument('<text>', 'the target text, e.g. "a dog sitting"')
-  .requiredOption('-o, --output <file.png>', 'where to write the edited image (or the contact sheet of a sweep)')
-  .addOption(new Option('--preset <name>', 'training preset: default (500 A + 1000 B steps), thorough (1500 + 1500), fast (100 + 200)').choices(['default', 'thorough', 'fast']).default('default'))
-  .option('--steps-a <n>', 'stage A steps (embedding optimization)', int('steps-a', 0))
-  .option('--steps-b <n>', 'stage B steps (UNet fine-tuning)', int('steps-b', 0))
-  .option('--lr-a <lr>', 'stage A learning rate (default 1e-3)', num('lr-a', { positive: true }))
-  .option('--lr-b <lr>', 'stage B learning rate (default 2e-6)', num('lr-b', { positive: true }))
-  .addOption(new Option('--train <what>', 'what stage B trains').choices(['all', 'attention']))
-  .addOption(new Option('--mixed-precision <mode>', 'autocast for training, with fp32 master weights').choices(['no', 'bf16', 'fp16']))
-  .option('--seed <n>', 'training seed: fixes the timesteps and noise of stages A and B', int('seed', 0))
-  .option('--sample-latent', 'encode the image as a sample of the VAE posterior instead of its mean')
-  .option('--checkpoint-every <n>', 'save resumable stage B progress every n steps (default 100)', int('checkpoint-every', 0))
-  .option('--session <dir>', 'the session folder (default: <output without .png>.imagic)')
-  .option('--restart', 'discard an existing session with other settings and train again')))
+  .requiredOption('-o, --output <file.png>', 'where to write the edited image (or the contact sheet of a sweep)'))))
   .action(async (image: string, text: string, o) => {
     const r = await edit(image, text, { ...o, etas: o.eta, model: resolveModel(o.model) });
+    if (r.interrupted) process.exitCode = 130;
+  });
+
+modelOptions(renderOptions(trainingOptions(program
+  .command('compare')
+  .description('Run Imagic and the two baselines, SDEdit (img2img) and DDIM inversion, on one image and text, and write a labelled side-by-side sheet: input | Imagic | SDEdit | DDIM inversion (each result also as <output>-imagic.png, -sdedit.png, -ddim-inversion.png). Imagic uses the first eta and seed given.')
+  .argument('<image>', 'the input image (PNG, JPEG or WebP)')
+  .argument('<text>', 'the target text')
+  .requiredOption('-o, --output <file.png>', 'where to write the comparison sheet')
+  .option('--strength <s>', "SDEdit's noise strength in [0, 1]", num('strength'), 0.6)
+  .option('--source-text <text>', "DDIM inversion's caption of the input (default: the empty prompt)"))))
+  .action(async (image: string, text: string, o) => {
+    const r = await compare(image, text, { ...o, etas: o.eta, model: resolveModel(o.model) });
     if (r.interrupted) process.exitCode = 130;
   });
 

@@ -81,6 +81,20 @@ test('Ctrl-C during stage B saves a checkpoint; running again resumes and gives 
   assert.deepEqual(readdirSync(p('resumed.imagic')).filter((f) => /tmp/.test(f)), [], 'no temporary files left');
 });
 
+test('compare writes Imagic, SDEdit and DDIM inversion side by side, reusing the session', async () => {
+  const r = runCli(['compare', input, 'a blue square', '-m', model, ...fast, '-o', p('cmp.png'), '--session', p('edit.imagic')]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.err, /training already complete/);
+  for (const f of ['cmp.png', 'cmp-imagic.png', 'cmp-sdedit.png', 'cmp-ddim-inversion.png']) assert.ok(existsSync(p(f)), f);
+  assert.deepEqual(readFileSync(p('cmp-imagic.png')), readFileSync(p('edit.png')), 'the Imagic column is the edit itself');
+  assert.notDeepEqual(readFileSync(p('cmp-sdedit.png')), readFileSync(p('cmp-ddim-inversion.png')));
+  const sheet = await sharp(p('cmp.png')).metadata();
+  assert.ok(sheet.width! >= 4 * 64, `sheet width ${sheet.width}`);
+  const bad = runCli(['compare', input, 'a blue square', '-m', model, '--strength', '1.5', '-o', p('cmp2.png')]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /strength must be in \[0, 1\], got 1.5/);
+});
+
 test('bad input gets clear errors and writes nothing', () => {
   writeFileSync(p('not-image.png'), 'hello');
   const o = p('bad.png');

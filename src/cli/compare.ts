@@ -1,0 +1,105 @@
+// `imagic compare IMAGE "text"`: Imagic next to the two baselines, SDEdit and DDIM inversion, on the
+// same input and text, as one labelled side-by-side sheet (and each image on its own).
+import path from 'node:path';
+import { dispose, type Tensor } from '../engine/index.js';
+import { tensorToImage, writePng, type RgbImage } from '../io/image.js';
+import { sideBySide } from '../io/sheet.js';
+import { ddimInversionEdit, disposeStableDiffusion, img2img } from '../pipelines/index.js';
+import { renderEdit, resolveSettings, runEdit, type Embeddings } from '../pipelines/imagic/index.js';
+import { defaultSessionDir, loadInput, loadModel, logger, type EditArgs } from './edit.js';
+import { checkOutputs, interruptFlag, withSuffix } from './options.js';
+import { stepProgress, type StepProgress } from './progress.js';
+
+export interface CompareArgs extends EditArgs {
+  /** SDEdit's noise strength. */
+  strength: number;
+  /** DDIM inversion's source caption (default: the empty prompt). */
+  sourceText?: string;
+}
+
+export async function compare(imageFile: string, target: string, a: CompareArgs): Promise<{ sheet: string; interrupted: boolean }> {
+  if (target.trim() === '') throw new Error('the target text is empty');
+  if (!(a.strength >= 0 && a.strength <= 1)) throw new RangeError(`strength must be in [0, 1], got ${a.strength}`);
+  const settings = resolveSettings(a.preset, {
+    stepsA: a.stepsA, stepsB: a.stepsB, lrA: a.lrA, lrB: a.lrB, train: a.train, mixedPrecision: a.mixedPrecision, seed: a.seed,
+    sampleLatent: a.sampleLatent, checkpointEvery: a.checkpointEvery, steps: a.steps, guidanceScale: a.guidance, eta: a.etas?.[0],
+  });
+  const names = { imagic: withSuffix(a.output, 'imagic'), sdedit: withSuffix(a.output, 'sdedit'), ddim: withSuffix(a.output, 'ddim-inversion') };
+  checkOutputs([a.output, ...Object.values(names)], a.force ?? false);
+  const log = logger(a.quiet);
+  const sd = await loadModel(a);
+  const stop = interruptFlag(log);
+  const seed = a.seeds[0] ?? 0;
+  const tensors: Tensor[] = [];
+  let emb: Embeddings | null = null;
+  try {
+    const input = await loadInput(imageFile, sd, log);
+    tensors.push(input);
+    const dir = a.session ?? defaultSessionDir(a.output);
+    let bar: StepProgress | null = null;
+    const result = await runEdit(sd, dir, { image: input, imageSource: path.resolve(imageFile), target, modelSource: a.model }, settings, {
+      onLog: log, shouldStop: stop.stopped,
+      onStage: (stage, total, at) => {
+        bar?.stop();
+        bar = stepProgress(`stage ${stage}`, total, a.quiet);
+        if (at > 0) bar.update(at);
+      },
+      onStep: (_s, step, _t, loss) => bar?.update(step, { loss: loss.toFixed(4) }),
+    }, { restart: a.restart });
+    (bar as StepProgress | null)?.stop();
+    emb = result.embeddings;
+    if (result.interrupted) {
+      log(`interrupted: the session ${dir} is saved; run the same command again to resume`);
+      return { sheet: a.output, interrupted: true };
+    }
+    const images: RgbImage[] = [tensorToImage(input)];
+    const run = async (label: string, file: string, fn: (onStep: (i: number) => void) => Tensor) => {
+      const b = stepProgress(label, settings.steps, a.quiet);
+      let t: Tensor;
+      try {
+        t = fn((i) => b.update(Math.min(i, settings.steps)));
+      } finally {
+        b.stop();
+      }
+      const rgb = tensorToImage(t);
+      t.dispose();
+      await writePng(file, rgb);
+      images.push(rgb);
+    };
+    await run('imagic', names.imagic, (onStep) => {
+      const r = renderEdit(sd, emb!, { eta: settings.eta, seed, steps: settings.steps, guidanceScale: settings.guidanceScale, onStep });
+      r.latent.dispose();
+      return r.image;
+    });
+    // The baselines use the base model: Imagic's fine-tuned weights stay in the session.
+    disposeStableDiffusion(sd);
+    const base = await loadModel({ ...a, quiet: true });
+    try {
+      await run('sdedit', names.sdedit, (onStep) => {
+        const r = img2img(base, { image: input, prompt: target, strength: a.strength, steps: settings.steps, guidanceScale: settings.guidanceScale, seed, onStep, onWarning: log });
+        r.latents.dispose();
+        return r.images;
+      });
+      await run('ddim inv.', names.ddim, (onStep) => {
+        let i = 0;
+        const r = ddimInversionEdit(base, {
+          image: input, sourcePrompt: a.sourceText ?? '', targetPrompt: target, steps: settings.steps, guidanceScale: settings.guidanceScale, seed,
+          onStep: (phase) => onStep(phase === 'generate' ? ++i : 0), onWarning: log,
+        });
+        dispose([r.latents, r.invertedLatents]);
+        return r.images;
+      });
+    } finally {
+      disposeStableDiffusion(base);
+    }
+    const sheet = await sideBySide(images, ['input', 'Imagic', 'SDEdit', 'DDIM inv.'], { title: `"${target}" (Imagic eta ${settings.eta}, SDEdit strength ${a.strength}, seed ${seed})` });
+    await writePng(a.output, sheet);
+    log(`wrote ${a.output} (input | Imagic | SDEdit | DDIM inversion) and ${Object.values(names).join(', ')}`);
+    return { sheet: a.output, interrupted: false };
+  } finally {
+    stop.dispose();
+    dispose(tensors);
+    if (emb) dispose(Object.values(emb));
+    disposeStableDiffusion(sd);
+  }
+}
