@@ -22,7 +22,7 @@ export async function compare(imageFile: string, target: string, a: CompareArgs)
   if (!(a.strength >= 0 && a.strength <= 1)) throw new RangeError(`strength must be in [0, 1], got ${a.strength}`);
   const settings = resolveSettings(a.preset, {
     stepsA: a.stepsA, stepsB: a.stepsB, lrA: a.lrA, lrB: a.lrB, train: a.train, mixedPrecision: a.mixedPrecision, seed: a.seed,
-    sampleLatent: a.sampleLatent, checkpointEvery: a.checkpointEvery, steps: a.steps, guidanceScale: a.guidance, eta: a.etas?.[0],
+    sampleLatent: a.sampleLatent, checkpointEvery: a.checkpointEvery, gradientCheckpointing: a.gradientCheckpointing, steps: a.steps, guidanceScale: a.guidance, eta: a.etas?.[0],
   });
   const names = { imagic: withSuffix(a.output, 'imagic'), sdedit: withSuffix(a.output, 'sdedit'), ddim: withSuffix(a.output, 'ddim-inversion') };
   checkOutputs([a.output, ...Object.values(names)], a.force ?? false);

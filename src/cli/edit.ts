@@ -40,6 +40,7 @@ export interface EditArgs extends ModelArgs, RenderArgs {
   seed?: number;
   sampleLatent?: boolean;
   checkpointEvery?: number;
+  gradientCheckpointing?: boolean;
   session?: string;
   restart?: boolean;
 }
@@ -119,7 +120,7 @@ export async function edit(imageFile: string, target: string, a: EditArgs): Prom
   if (target.trim() === '') throw new Error('the target text is empty');
   const settings = resolveSettings(a.preset, {
     stepsA: a.stepsA, stepsB: a.stepsB, lrA: a.lrA, lrB: a.lrB, train: a.train, mixedPrecision: a.mixedPrecision,
-    seed: a.seed, sampleLatent: a.sampleLatent, checkpointEvery: a.checkpointEvery, steps: a.steps, guidanceScale: a.guidance,
+    seed: a.seed, sampleLatent: a.sampleLatent, checkpointEvery: a.checkpointEvery, gradientCheckpointing: a.gradientCheckpointing, steps: a.steps, guidanceScale: a.guidance,
     eta: a.etas?.length === 1 ? a.etas[0] : undefined,
   });
   const out = renderOutputs(a.output, a.etas ?? [settings.eta], a.seeds);

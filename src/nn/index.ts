@@ -1,3 +1,4 @@
 // Neural-network building blocks over the engine.
 export { Module, ModuleList, StateDictError, type LoadOptions } from './module.js';
 export { Linear, Conv2d, GroupNorm, LayerNorm, Embedding, uniformInit, type InitOptions, type Conv2dOptions } from './layers.js';
+export { checkpointedBackward, type Segment } from './checkpoint.js';

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { tidy, type DType, type Device, type Tensor } from '../../engine/index.js';
 import { loadSafetensors } from '../../io/safetensors.js';
-import { Conv2d, GroupNorm, Module, ModuleList, type InitOptions } from '../../nn/index.js';
+import { type Segment, Conv2d, GroupNorm, Module, ModuleList, type InitOptions } from '../../nn/index.js';
 import { activation, initOf, parseUNetConfig, perBlock, type UNet2DConditionConfig } from './config.js';
 import { TimestepEmbedding, Timesteps, timestepsForBatch } from './embeddings.js';
 import {
@@ -117,6 +117,49 @@ export class UNet2DConditionModel extends Module {
     const file = path.join(folder, opts.weightsFile ?? 'diffusion_pytorch_model.safetensors');
     tidy(() => model.loadStateDict(loadSafetensors(file, { dtype: opts.dtype ?? 'float32', device: opts.device }), { source: file }));
     return model.eval();
+  }
+
+  /**
+   * The forward pass as a chain of segments for gradient checkpointing (nn's checkpointedBackward):
+   * state = [h, emb, ehs, ...skip connections]; one segment for the input, each down block, the mid
+   * block, each up block, and the output. Composing them equals forward().
+   */
+  segments(sample: Tensor, timestep: number | Tensor, encoderHiddenStates: Tensor): { inputs: Tensor[]; segments: Segment[] } {
+    this.checkInputs(sample, encoderHiddenStates);
+    const b = sample.shape[0]!;
+    const factor = 2 ** this.numUpsamplers;
+    const forwardUpsampleSize = sample.shape.slice(2).some((d) => d % factor !== 0);
+    const segments: Segment[] = [];
+    // [sample, ehs] -> [h, emb, ehs, h]
+    segments.push(([x, e]) => {
+      const ehs = e!.shape[0] !== b ? e!.expand([b, -1, -1]) : e!;
+      const emb = this.timeEmbedding(timestep, b, x!.device, x!.dtype);
+      const h = this.conv_in.forward(this.config.center_input_sample ? x!.mul(2).sub(1) : x!);
+      return [h, emb, ehs, h];
+    });
+    for (const block of this.down_blocks) {
+      segments.push(([h, emb, ehs, ...res]) => {
+        const out = block.forward(h!, emb!, ehs!);
+        return [out.hiddenStates, emb!, ehs!, ...res, ...out.resSamples];
+      });
+    }
+    if (this.mid_block !== null) {
+      const mid = this.mid_block;
+      segments.push(([h, emb, ehs, ...res]) => [mid.forward(h!, emb!, ehs!), emb!, ehs!, ...res]);
+    }
+    this.up_blocks.items.forEach((block, i) => {
+      const isFinal = i === this.up_blocks.length - 1;
+      segments.push(([h, emb, ehs, ...res]) => {
+        const k = block.resnets.length;
+        const skips = res.slice(res.length - k);
+        const rest = res.slice(0, res.length - k);
+        const last = rest[rest.length - 1];
+        const upsampleSize = !isFinal && forwardUpsampleSize && last ? (last.shape.slice(2) as [number, number]) : null;
+        return [block.forward(h!, skips, emb!, ehs!, upsampleSize), emb!, ehs!, ...rest];
+      });
+    });
+    segments.push(([h]) => [this.conv_out.forward(this.convAct(this.conv_norm_out.forward(h!)))]);
+    return { inputs: [sample, encoderHiddenStates], segments };
   }
 
   /** The checks that turn a libtorch shape error deep inside into a message naming the argument. */

@@ -80,7 +80,7 @@ export async function runEdit(sd: StableDiffusion, dir: string, inputs: EditInpu
       const eUncond = keep(encodePrompt(sd, sd.tokenizer ? [''] : requireUncond(inputs)));
       hooks.onStage?.('A', settings.stepsA, 0);
       const a = await stageA(sd, latent, eTgt, {
-        steps: settings.stepsA, lr: settings.lrA, noise: generatorNoise(rng, latent), mixedPrecision: settings.mixedPrecision,
+        steps: settings.stepsA, lr: settings.lrA, noise: generatorNoise(rng, latent), mixedPrecision: settings.mixedPrecision, gradientCheckpointing: settings.gradientCheckpointing,
         onStep: (i, loss) => hooks.onStep?.('A', i, settings.stepsA, loss), shouldStop: hooks.shouldStop,
       });
       if (a.losses.length < settings.stepsA) {
@@ -109,6 +109,7 @@ export async function runEdit(sd: StableDiffusion, dir: string, inputs: EditInpu
       hooks.onStage?.('B', settings.stepsB, resume?.done ?? 0);
       const b = await stageB(sd, emb.latent, emb.eOpt, {
         steps: settings.stepsB, lr: settings.lrB, train: settings.train, noise: generatorNoise(rng, emb.latent), mixedPrecision: settings.mixedPrecision,
+        gradientCheckpointing: settings.gradientCheckpointing,
         resume: resume ? { optimizer: resume.optimizer, done: resume.done } : undefined,
         checkpoint: { every: settings.checkpointEvery, save: (done, opt) => session.saveCheckpoint(sd, done, opt, rng, trained) },
         onStep: (i, loss) => hooks.onStep?.('B', i, settings.stepsB, loss), shouldStop: hooks.shouldStop,

@@ -20,11 +20,13 @@ export interface ImagicSettings {
   mixedPrecision: 'no' | 'bf16' | 'fp16';
   /** Save a resumable Stage B checkpoint every this many steps (0: only at the end). */
   checkpointEvery: number;
+  /** Recompute UNet activations in the backward pass (less memory for stage B; same results). */
+  gradientCheckpointing: boolean;
 }
 
 export type PresetName = 'default' | 'thorough' | 'fast';
 
-const base = { guidanceScale: 7.5, steps: 50, eta: 0.7, seed: 0, sampleLatent: false, mixedPrecision: 'no', train: 'all', lrA: 1e-3, lrB: 2e-6, checkpointEvery: 100 } as const;
+const base = { guidanceScale: 7.5, steps: 50, eta: 0.7, seed: 0, sampleLatent: false, mixedPrecision: 'no', train: 'all', lrA: 1e-3, lrB: 2e-6, checkpointEvery: 100, gradientCheckpointing: false } as const;
 
 /**
  * - default: 500 A + 1000 B steps, lr 1e-3 / 2e-6, guidance 7.5, 50 DDIM steps, eta 0.7: the settings

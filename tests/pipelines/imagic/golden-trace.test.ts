@@ -51,3 +51,27 @@ test('stages A, B and C reproduce the golden Imagic trace', async () => {
     disposeStableDiffusion(sd);
   }
 });
+
+test('with gradient checkpointing, stages A and B still reproduce the golden trace', async () => {
+  const spec = (JSON.parse(readFileSync(fixturePath('golden/golden.json'), 'utf8')) as { imagic: GoldenImagic }).imagic;
+  const g = loadSafetensors(fixturePath('golden/golden.safetensors'));
+  const G = (k: string): Tensor => g.get(`imagic.${k}`)!;
+  const sd = await loadStableDiffusion(fixturePath('golden/tiny-sd'));
+  try {
+    const latent = imagic.encodeImage(sd, G('image'));
+    const eTgt = encodePrompt(sd, G('target_ids').toArray() as number[][]);
+    const a = await imagic.stageA(sd, latent, eTgt, {
+      steps: spec.steps_A, lr: spec.lr_A, noise: imagic.fixedNoise(G('A_timesteps').toFlatArray(), G('A_noise')), gradientCheckpointing: true,
+    });
+    assertClose(a.losses, spec.lossA, 1e-4, 1e-4, 'stage A losses');
+    assertClose(a.eOpt, G('e_opt'), 1e-3, 0, 'e_opt');
+    const b = await imagic.stageB(sd, latent, a.eOpt, {
+      steps: spec.steps_B, lr: spec.lr_B, noise: imagic.fixedNoise(G('B_timesteps').toFlatArray(), G('B_noise')), gradientCheckpointing: true,
+    });
+    assertClose(b.losses, spec.lossB, 1e-4, 1e-4, 'stage B losses');
+    const probe = noGrad(() => sd.unet.forward(g.get('unet.sample')!, g.get('unet.timesteps')!, a.eOpt.expand(2, -1, -1)));
+    assertClose(probe, G('finetuned_unet_probe_out'), 1e-3, 0, 'fine-tuned UNet probe');
+  } finally {
+    disposeStableDiffusion(sd);
+  }
+});
