@@ -5,10 +5,10 @@ import { dispose, type Tensor } from '../engine/index.js';
 import { tensorToImage, writePng, type RgbImage } from '../io/image.js';
 import { sideBySide } from '../io/sheet.js';
 import { ddimInversionEdit, disposeStableDiffusion, img2img } from '../pipelines/index.js';
-import { renderEdit, resolveSettings, runEdit, type Embeddings } from '../pipelines/imagic/index.js';
-import { defaultSessionDir, loadInput, loadModel, logger, type EditArgs } from './edit.js';
+import { renderEdit, resolveSettings, type Embeddings } from '../pipelines/imagic/index.js';
+import { defaultSessionDir, loadInput, loadModel, logger, trainWithProgress, type EditArgs } from './edit.js';
 import { checkOutputs, interruptFlag, withSuffix } from './options.js';
-import { stepProgress, type StepProgress } from './progress.js';
+import { stepProgress } from './progress.js';
 
 export interface CompareArgs extends EditArgs {
   /** SDEdit's noise strength. */
@@ -36,17 +36,7 @@ export async function compare(imageFile: string, target: string, a: CompareArgs)
     const input = await loadInput(imageFile, sd, log);
     tensors.push(input);
     const dir = a.session ?? defaultSessionDir(a.output);
-    let bar: StepProgress | null = null;
-    const result = await runEdit(sd, dir, { image: input, imageSource: path.resolve(imageFile), target, modelSource: a.model }, settings, {
-      onLog: log, shouldStop: stop.stopped,
-      onStage: (stage, total, at) => {
-        bar?.stop();
-        bar = stepProgress(`stage ${stage}`, total, a.quiet);
-        if (at > 0) bar.update(at);
-      },
-      onStep: (_s, step, _t, loss) => bar?.update(step, { loss: loss.toFixed(4) }),
-    }, { restart: a.restart });
-    (bar as StepProgress | null)?.stop();
+    const result = await trainWithProgress(sd, dir, { image: input, imageSource: path.resolve(imageFile), target, modelSource: a.model }, settings, a, stop.stopped, log);
     emb = result.embeddings;
     if (result.interrupted) {
       log(`interrupted: the session ${dir} is saved; run the same command again to resume`);

@@ -5,7 +5,7 @@ import { imageToTensor, prepareImage, readImage, tensorToImage, writePng, type R
 import { contactSheet } from '../io/sheet.js';
 import { cliProgressReporter } from '../io/hub.js';
 import { disposeStableDiffusion, loadStableDiffusion, type StableDiffusion } from '../pipelines/index.js';
-import { EditSession, etaWarning, openForRender, renderGrid, resolveSettings, runEdit, type Embeddings, type ImagicSettings, type PresetName } from '../pipelines/imagic/index.js';
+import { EditSession, etaWarning, openForRender, renderGrid, resolveSettings, runEdit, type EditInputs, type EditResult, type Embeddings, type ImagicSettings, type PresetName } from '../pipelines/imagic/index.js';
 import { checkOutputs, interruptFlag, withSuffix } from './options.js';
 import { stepProgress, type StepProgress } from './progress.js';
 
@@ -111,6 +111,25 @@ export async function loadInput(file: string, sd: StableDiffusion, log: (m: stri
   return imageToTensor(await prepareImage(img, { width: size, height: size, mode: 'center-crop' }));
 }
 
+/** runEdit with a progress bar per stage (step, loss, time left), stopping when `stopped()` says so. */
+export async function trainWithProgress(sd: StableDiffusion, dir: string, inputs: EditInputs, settings: ImagicSettings, a: { quiet?: boolean; restart?: boolean }, stopped: () => boolean, log: (m: string) => void): Promise<EditResult> {
+  let bar: StepProgress | null = null;
+  try {
+    return await runEdit(sd, dir, inputs, settings, {
+      onLog: log,
+      shouldStop: stopped,
+      onStage: (stage, total, startAt) => {
+        bar?.stop();
+        bar = stepProgress(`stage ${stage}`, total, a.quiet);
+        if (startAt > 0) bar.update(startAt);
+      },
+      onStep: (_stage, step, _total, loss) => bar?.update(step, { loss: loss.toFixed(4) }),
+    }, { restart: a.restart });
+  } finally {
+    (bar as StepProgress | null)?.stop();
+  }
+}
+
 export function defaultSessionDir(output: string): string {
   const ext = path.extname(output);
   return `${output.slice(0, output.length - ext.length)}.imagic`;
@@ -134,18 +153,7 @@ export async function edit(imageFile: string, target: string, a: EditArgs): Prom
   try {
     input = await loadInput(imageFile, sd, log);
     const dir = a.session ?? defaultSessionDir(a.output);
-    let bar: StepProgress | null = null;
-    const result = await runEdit(sd, dir, { image: input, imageSource: path.resolve(imageFile), target, modelSource: a.model }, settings, {
-      onLog: log,
-      shouldStop: stop.stopped,
-      onStage: (stage, total, startAt) => {
-        bar?.stop();
-        bar = stepProgress(`stage ${stage}`, total, a.quiet);
-        if (startAt > 0) bar.update(startAt);
-      },
-      onStep: (_stage, step, _total, loss) => bar?.update(step, { loss: loss.toFixed(4) }),
-    }, { restart: a.restart });
-    (bar as StepProgress | null)?.stop();
+    const result = await trainWithProgress(sd, dir, { image: input, imageSource: path.resolve(imageFile), target, modelSource: a.model }, settings, a, stop.stopped, log);
     emb = result.embeddings;
     if (result.interrupted) {
       log(`interrupted: the session ${dir} is saved; run the same command again to resume`);
