@@ -20,6 +20,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerAutograd(env, exports);
   registerOptim(env, exports);
   registerRuntime(env, exports);
+  registerUNetReference(env, exports);
   return exports;
 }
 

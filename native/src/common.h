@@ -101,6 +101,7 @@ void registerNN(Napi::Env env, Napi::Object& exports);
 void registerAutograd(Napi::Env env, Napi::Object& exports);
 void registerOptim(Napi::Env env, Napi::Object& exports);
 void registerRuntime(Napi::Env env, Napi::Object& exports);
+void registerUNetReference(Napi::Env env, Napi::Object& exports);
 
 }  // namespace imagic
 

@@ -128,6 +128,9 @@ export interface NativeBinding {
   buildInfo(): { torchVersion: string; cuda: boolean; threads: number; builtWithCuda: boolean };
   autocastEnter(deviceType: string, dtype: string): [boolean, string];
   autocastExit(deviceType: string, wasEnabled: boolean, dtype: string): void;
+  // reference (bench): the UNet forward in C++ over ATen, timed with no JavaScript in the loop
+  unetReferenceBench(weights: Record<string, T>, config: object, sample: T, timestep: number | T, encoderHiddenStates: Opt<T>,
+    iters: number, warmup: number): { msPerIter: number; minMs: number; maxMs: number; samplesMs: number[]; threads: number; out: T };
 }
 
 // Op codes shared with native/src/math.cc.
