@@ -20,6 +20,7 @@ const program = new Command()
 
 program
   .command('generate')
+  .summary('text-to-image')
   .description('Generate images from a text prompt (text-to-image with classifier-free guidance and DDIM).')
   .argument('<prompt>', 'what to draw, e.g. "a red circle on the left"')
   .requiredOption('-o, --output <file.png>', 'where to write the image (several images: file-0.png, file-1.png, ...)')
@@ -92,14 +93,12 @@ function trainingOptions(cmd: Command): Command {
 
 modelOptions(renderOptions(trainingOptions(program
   .command('edit')
+  .summary('edit a real image to match a text with Imagic (trains, saves a session, renders)')
   .description([
-    'Edit a real image to match a text with Imagic: (A) optimize the text embedding to reconstruct the image,',
-    '(B) fine-tune the UNet at it, (C) sample from eta * e_target + (1 - eta) * e_optimized.',
-    'Training is saved in a session folder (default: <output>.imagic/): an interrupted edit (Ctrl-C) resumes',
-    'from its last step when run again, and `imagic render` makes more etas and seeds without training.',
-    'With several etas or seeds, each image is written as <output>-eta<eta>-seed<seed>.png and <output> is a',
-    'labelled contact sheet (rows: seeds, columns: etas).',
-  ].join('\n'))
+    'Edit a real image to match a text with Imagic: (A) optimize the text embedding to reconstruct the image, (B) fine-tune the UNet at it, (C) sample from eta * e_target + (1 - eta) * e_optimized.',
+    'Training is saved in a session folder (default: <output>.imagic/). An interrupted edit (Ctrl-C) resumes from its last step when run again, and `imagic render` makes more etas and seeds without training.',
+    'With several etas or seeds, each image is written as <output>-eta<eta>-seed<seed>.png and <output> is a labelled contact sheet (rows: seeds, columns: etas).',
+  ].join('\n\n'))
   .argument('<image>', 'the input image (PNG, JPEG or WebP)')
   .argument('<text>', 'the target text, e.g. "a dog sitting"')
   .requiredOption('-o, --output <file.png>', 'where to write the edited image (or the contact sheet of a sweep)'))))
@@ -110,6 +109,7 @@ modelOptions(renderOptions(trainingOptions(program
 
 modelOptions(renderOptions(trainingOptions(program
   .command('compare')
+  .summary('Imagic next to the baselines SDEdit and DDIM inversion, side by side')
   .description('Run Imagic and the two baselines, SDEdit (img2img) and DDIM inversion, on one image and text, and write a labelled side-by-side sheet: input | Imagic | SDEdit | DDIM inversion (each result also as <output>-imagic.png, -sdedit.png, -ddim-inversion.png). Imagic uses the first eta and seed given.')
   .argument('<image>', 'the input image (PNG, JPEG or WebP)')
   .argument('<text>', 'the target text')
@@ -123,6 +123,7 @@ modelOptions(renderOptions(trainingOptions(program
 
 modelOptions(renderOptions(program
   .command('render')
+  .summary('render more etas and seeds from an edit session, without training')
   .description('Render more images from a finished edit session, without training: every eta for every seed, and a contact sheet for a sweep.')
   .argument('<session>', 'an edit session folder made by `imagic edit`')
   .requiredOption('-o, --output <file.png>', 'where to write the image (or the contact sheet of a sweep)')
