@@ -52,11 +52,23 @@ export async function resolveModelSource(source: string, opts: LoadStableDiffusi
   if (!REPO_ID.test(source) || source.startsWith('.') || source.startsWith('/')) {
     throw new Error(`model '${source}' is neither an existing folder nor a Hub repo id like 'org/name'`);
   }
-  const v = opts.variant ? `.${opts.variant}` : '';
   return snapshotDownload(source, {
     revision: opts.revision, token: opts.token, offline: opts.offline, cacheDir: opts.cacheDir, onProgress: opts.onDownload,
-    allowPatterns: ['model_index.json', '*/config.json', 'scheduler/*.json', 'tokenizer/*', `*/*${v}.safetensors`, `*/*${v}.safetensors.index.json`, `*/*.safetensors.index${v}.json`, `*/*${v}-*.safetensors`],
+    ...hubPatterns(opts.variant),
   });
+}
+
+/** What to fetch from a Hub repo: the components this project loads, in safetensors, of one variant (no .ckpt, no safety checker). */
+export function hubPatterns(variant?: string): { allowPatterns: string[]; ignorePatterns: string[] } {
+  const allow = ['model_index.json', 'scheduler/scheduler_config.json', 'tokenizer/*'];
+  for (const c of ['unet', 'vae', 'text_encoder']) {
+    allow.push(`${c}/config.json`);
+    if (variant) allow.push(`${c}/*.${variant}.safetensors`, `${c}/*.safetensors.index.${variant}.json`, `${c}/*.${variant}-*-of-*.safetensors`, `${c}/*-of-*.${variant}.safetensors`);
+    else allow.push(`${c}/*.safetensors`, `${c}/*.safetensors.index.json`);
+  }
+  // Without a variant, skip the variant files that sit beside the full-precision ones.
+  const ignore = variant ? [] : ['*.fp16.*', '*.fp16-*', '*.bf16.*', '*.bf16-*', '*.non_ema.*', '*.ema_only.*'];
+  return { allowPatterns: allow, ignorePatterns: ignore };
 }
 
 /** Loads every component, each streamed from disk into a model built on the meta device. */

@@ -71,3 +71,29 @@ test('bad options are refused with clear errors', () => {
   assert.throws(() => text2img(sd, { prompt: p, guidanceScale: 1, steps: 1, generator: new Generator(0), latents: g.get('imagic.sample_init_latent')!.expand(2, 4, 8, 8) }), /latents must have shape \[1,4,8,8\]/);
   assert.throws(() => encodePrompt(sd, [[998, 5000, 999]]), /5000/);
 });
+
+test('Hub downloads fetch only the loaded components, in safetensors, of the asked variant', async () => {
+  const { hubPatterns } = await import('../../src/pipelines/index.js');
+  const { filterRepoFiles } = await import('../../src/io/hub-cache.js');
+  // The file list of runwayml/stable-diffusion-v1-5 (abridged).
+  const repo = [
+    'model_index.json', 'v1-5-pruned.ckpt', 'v1-5-pruned-emaonly.safetensors', 'feature_extractor/preprocessor_config.json',
+    'safety_checker/config.json', 'safety_checker/model.safetensors', 'safety_checker/model.fp16.safetensors',
+    'scheduler/scheduler_config.json', 'text_encoder/config.json', 'text_encoder/model.safetensors', 'text_encoder/model.fp16.safetensors',
+    'text_encoder/pytorch_model.bin', 'tokenizer/merges.txt', 'tokenizer/vocab.json', 'tokenizer/special_tokens_map.json', 'tokenizer/tokenizer_config.json',
+    'unet/config.json', 'unet/diffusion_pytorch_model.safetensors', 'unet/diffusion_pytorch_model.fp16.safetensors',
+    'unet/diffusion_pytorch_model.non_ema.safetensors', 'unet/diffusion_pytorch_model.bin',
+    'vae/config.json', 'vae/diffusion_pytorch_model.safetensors', 'vae/diffusion_pytorch_model.fp16.safetensors',
+  ];
+  const full = hubPatterns();
+  assert.deepEqual(filterRepoFiles(repo, full.allowPatterns, full.ignorePatterns).sort(), [
+    'model_index.json', 'scheduler/scheduler_config.json', 'text_encoder/config.json', 'text_encoder/model.safetensors',
+    'tokenizer/merges.txt', 'tokenizer/special_tokens_map.json', 'tokenizer/tokenizer_config.json', 'tokenizer/vocab.json',
+    'unet/config.json', 'unet/diffusion_pytorch_model.safetensors', 'vae/config.json', 'vae/diffusion_pytorch_model.safetensors',
+  ]);
+  const fp16 = hubPatterns('fp16');
+  const got = filterRepoFiles(repo, fp16.allowPatterns, fp16.ignorePatterns);
+  assert.deepEqual(got.filter((f) => f.endsWith('.safetensors')).sort(), [
+    'text_encoder/model.fp16.safetensors', 'unet/diffusion_pytorch_model.fp16.safetensors', 'vae/diffusion_pytorch_model.fp16.safetensors',
+  ]);
+});
