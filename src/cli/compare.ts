@@ -43,11 +43,11 @@ export async function compare(imageFile: string, target: string, a: CompareArgs)
       return { sheet: a.output, interrupted: true };
     }
     const images: RgbImage[] = [tensorToImage(input)];
-    const run = async (label: string, file: string, fn: (onStep: (i: number) => void) => Tensor) => {
+    const run = async (label: string, file: string, fn: (onStep: (i: number) => void) => Tensor | Promise<Tensor>) => {
       const b = stepProgress(label, settings.steps, a.quiet);
       let t: Tensor;
       try {
-        t = fn((i) => b.update(Math.min(i, settings.steps)));
+        t = await fn((i) => b.update(Math.min(i, settings.steps)));
       } finally {
         b.stop();
       }
@@ -56,8 +56,8 @@ export async function compare(imageFile: string, target: string, a: CompareArgs)
       await writePng(file, rgb);
       images.push(rgb);
     };
-    await run('imagic', names.imagic, (onStep) => {
-      const r = renderEdit(sd, emb!, { eta: settings.eta, seed, steps: settings.steps, guidanceScale: settings.guidanceScale, onStep });
+    await run('imagic', names.imagic, async (onStep) => {
+      const r = await renderEdit(sd, emb!, { eta: settings.eta, seed, steps: settings.steps, guidanceScale: settings.guidanceScale, onStep });
       r.latent.dispose();
       return r.image;
     });
@@ -70,9 +70,9 @@ export async function compare(imageFile: string, target: string, a: CompareArgs)
         r.latents.dispose();
         return r.images;
       });
-      await run('ddim inv.', names.ddim, (onStep) => {
+      await run('ddim inv.', names.ddim, async (onStep) => {
         let i = 0;
-        const r = ddimInversionEdit(base, {
+        const r = await ddimInversionEdit(base, {
           image: input, sourcePrompt: a.sourceText ?? '', targetPrompt: target, steps: settings.steps, guidanceScale: settings.guidanceScale, seed,
           onStep: (phase) => onStep(phase === 'generate' ? ++i : 0), onWarning: log,
         });

@@ -56,7 +56,7 @@ export async function generate(prompt: string, a: GenerateArgs): Promise<string[
     const bar = stepProgress('sampling', a.steps, a.quiet);
     let result;
     try {
-      result = text2img(sd, {
+      result = await text2img(sd, {
         prompt, negativePrompt: a.negative, steps: a.steps, guidanceScale: a.guidance, width: a.width, height: a.height,
         numImagesPerPrompt: a.batch, eta: a.eta, generator: new Generator(a.seed), onStep: (i) => bar.update(i), onWarning: (w) => log(`warning: ${w}`),
       });

@@ -170,7 +170,7 @@ export interface DDIMInversionEditResult {
 }
 
 /** The inversion baseline: invert with the source prompt, then sample from x_T with the target prompt (DDIM, eta 0). */
-export function ddimInversionEdit(sd: StableDiffusion, opts: DDIMInversionEditOptions): DDIMInversionEditResult {
+export async function ddimInversionEdit(sd: StableDiffusion, opts: DDIMInversionEditOptions): Promise<DDIMInversionEditResult> {
   const steps = opts.steps ?? 50;
   if (opts.targetPrompt === undefined && opts.targetPromptEmbeds === undefined) throw new Error('give a target prompt (text or token ids) or targetPromptEmbeds');
   const neg = { negativePrompt: opts.negativePrompt, negativePromptEmbeds: opts.negativePromptEmbeds };
@@ -184,7 +184,7 @@ export function ddimInversionEdit(sd: StableDiffusion, opts: DDIMInversionEditOp
   try {
     const [, , h, w] = inv.latents.shape as [number, number, number, number];
     const f = sd.vae.downscaleFactor;
-    const out = text2img(sd, {
+    const out = await text2img(sd, {
       prompt: opts.targetPrompt ?? [], promptEmbeds: opts.targetPromptEmbeds, ...neg, steps, guidanceScale: opts.guidanceScale ?? 7.5,
       latents: inv.latents, height: h * f, width: w * f, eta: 0, onWarning: opts.onWarning,
       onStep: (i, n, t) => opts.onStep?.('generate', i, n, t),

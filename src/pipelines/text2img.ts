@@ -45,7 +45,12 @@ function checkPositiveInt(name: string, v: number, multipleOf = 1): void {
   }
 }
 
-export function text2img(sd: StableDiffusion, opts: Text2ImgOptions): Text2ImgResult {
+/**
+ * Samples images. The loop yields to the event loop after each step, so that progress can be shown,
+ * Ctrl-C handled, and Node can release the bookkeeping of the step's disposed tensor handles
+ * (which it does only between turns: a long synchronous loop grows the C heap).
+ */
+export async function text2img(sd: StableDiffusion, opts: Text2ImgOptions): Promise<Text2ImgResult> {
   const steps = opts.steps ?? 50;
   const guidance = opts.guidanceScale ?? 7.5;
   const perPrompt = opts.numImagesPerPrompt ?? 1;
@@ -62,56 +67,60 @@ export function text2img(sd: StableDiffusion, opts: Text2ImgOptions): Text2ImgRe
     throw new Error(`the checkpoint at ${sd.root} has no tokenizer to encode the empty negative prompt: give negativePrompt as token ids`);
   }
 
-  return noGrad(() => {
-    // 1. Text embeddings: [uncond; cond], each repeated per image.
-    const cond = tidy(() => repeatRows(opts.promptEmbeds ?? encodePrompt(sd, asList(opts.prompt), opts.onWarning), perPrompt));
+  // 1. Text embeddings: [uncond; cond], each repeated per image.
+  const embeds = noGrad(() => tidy(() => {
+    const cond = repeatRows(opts.promptEmbeds ?? encodePrompt(sd, asList(opts.prompt), opts.onWarning), perPrompt);
+    if (!useGuidance) return cond.contiguous();
     const batch = cond.shape[0]!;
-    let embeds = cond;
-    if (useGuidance) {
-      embeds = tidy(() => {
-        let neg = opts.negativePromptEmbeds ?? encodePrompt(sd, asList(opts.negativePrompt ?? ''), opts.onWarning);
-        if (neg.shape[0] === 1 && batch > 1) neg = neg.expand(batch, -1, -1);
-        else neg = repeatRows(neg, perPrompt);
-        if (neg.shape[0] !== batch) throw new RangeError(`negative prompts (${neg.shape[0]}) must be one or as many as the prompts`);
-        return cat([neg, cond]); // [2B, 77, D]
-      });
-      cond.dispose();
-    }
-
+    let neg = opts.negativePromptEmbeds ?? encodePrompt(sd, asList(opts.negativePrompt ?? ''), opts.onWarning);
+    if (neg.shape[0] === 1 && batch > 1) neg = neg.expand(batch, -1, -1);
+    else neg = repeatRows(neg, perPrompt);
+    if (neg.shape[0] !== batch) throw new RangeError(`negative prompts (${neg.shape[0]}) must be one or as many as the prompts`);
+    return cat([neg, cond]); // [2B, 77, D]
+  }));
+  let latents: Tensor | null = null;
+  try {
     // 2. Starting noise, scaled for the scheduler.
+    const batch = embeds.shape[0]! / (useGuidance ? 2 : 1);
     const latentShape = [batch, sd.unet.config.in_channels, height / 8, width / 8];
     if (opts.latents && opts.latents.shape.join() !== latentShape.join()) {
       throw new RangeError(`latents must have shape [${latentShape}], got [${opts.latents.shape}]`);
     }
-    let latents = keep(tidy(() => {
+    latents = keep(noGrad(() => tidy(() => {
       const noise = opts.latents ? opts.latents.to({ device: sd.device, dtype: sd.dtype }) : randn(latentShape, { generator, device: sd.device, dtype: sd.dtype });
       return noise.mul(sd.scheduler.initNoiseSigma);
-    }));
+    })));
 
     // 3. Denoising loop.
     sd.scheduler.setTimesteps(steps);
     const timesteps = sd.scheduler.timesteps;
-    timesteps.forEach((t, i) => {
-      const next = tidy(() => {
-        const input = useGuidance ? cat([latents, latents]) : latents;
+    for (const [i, t] of timesteps.entries()) {
+      const current: Tensor = latents;
+      const next = noGrad(() => tidy(() => {
+        const input = useGuidance ? cat([current, current]) : current;
         const noisePred = sd.unet.forward(input, t, embeds);
         let eps = noisePred;
         if (useGuidance) {
           const [uncond, text] = noisePred.chunk(2);
           eps = uncond!.add(text!.sub(uncond!).mul(guidance));
         }
-        return sd.scheduler.step(eps, t, latents, { eta: opts.eta ?? 0, generator }).prevSample;
-      });
-      latents.dispose();
+        return sd.scheduler.step(eps, t, current, { eta: opts.eta ?? 0, generator }).prevSample;
+      }));
+      current.dispose();
       latents = keep(next);
       opts.onStep?.(i + 1, timesteps.length, t);
-    });
-    dispose(embeds);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
 
     // 4. Decode.
-    const images = tidy(() => sd.vae.decode(latents.div(sd.vae.config.scaling_factor)));
-    return { images, latents: unkeep(latents) };
-  });
+    const final: Tensor = latents;
+    const images = noGrad(() => tidy(() => sd.vae.decode(final.div(sd.vae.config.scaling_factor))));
+    latents = null;
+    return { images, latents: unkeep(final) };
+  } finally {
+    dispose(embeds);
+    latents?.dispose();
+  }
 }
 
 /** [B, ...] -> [B * n, ...], each row repeated n times in place (as diffusers' repeat_interleave). */

@@ -80,9 +80,9 @@ test('inversion with guidance 3 reproduces diffusers', () => {
   r.imageLatents.dispose();
 });
 
-test('invert then regenerate with guidance 7.5 reproduces diffusers\' StableDiffusionPipeline from x_T', () => {
+test('invert then regenerate with guidance 7.5 reproduces diffusers\' StableDiffusionPipeline from x_T', async () => {
   const phases: string[] = [];
-  const r = ddimInversionEdit(sd, {
+  const r = await ddimInversionEdit(sd, {
     image: g.get('imagic.image')!, latentMode: 'sample', seed: SEED, sourcePrompt: ids('imagic.target_ids'),
     targetPrompt: ids('imagic.target_ids'), negativePrompt: ids('imagic.uncond_ids'), steps: 10, guidanceScale: 7.5,
     onStep: (phase, i) => phases.push(`${phase}${i}`),
@@ -91,7 +91,7 @@ test('invert then regenerate with guidance 7.5 reproduces diffusers\' StableDiff
   assert.deepEqual(phases, want);
   assertClose(r.invertedLatents, ref.get('inversion.inverted_latent')!, 1e-4, 1e-4, 'x_901');
   // From diffusers' own x_T, the regeneration is within the usual 1e-4 ...
-  const fromRef = text2img(sd, {
+  const fromRef = await text2img(sd, {
     prompt: ids('imagic.target_ids'), negativePrompt: ids('imagic.uncond_ids'), steps: 10, guidanceScale: 7.5, latents: ref.get('inversion.inverted_latent')!,
   });
   assertClose(fromRef.latents, ref.get('inversion.regenerated_latent')!, 1e-4, 1e-4, 'regenerated from diffusers\' x_T');
@@ -118,7 +118,7 @@ function gaussianModel(m: Tensor, s: number): StableDiffusion {
   return { ...sd, unet: unet as unknown as StableDiffusion['unet'] };
 }
 
-test('with an exact denoiser, inversion follows the ODE and inverting then regenerating reconstructs, error O(1/steps)', () => {
+test('with an exact denoiser, inversion follows the ODE and inverting then regenerating reconstructs, error O(1/steps)', async () => {
   const live = liveTensors();
   const s = 0.5;
   const m = tidy(() => randn([1, 4, 8, 8], { generator: new Generator(1) }).mul(0.8));
@@ -131,7 +131,7 @@ test('with an exact denoiser, inversion follows the ODE and inverting then regen
     const inv = invertDDIM(model, { imageLatents: z0, prompt: ids('imagic.target_ids'), steps });
     const T = inv.timesteps.at(-1)!;
     const exact = tidy(() => m.mul(Math.sqrt(a[T]!)).add(z0.sub(m.mul(Math.sqrt(a0))).mul(sigma(a[T]!) / sigma(a0))));
-    const back = text2img(model, { prompt: ids('imagic.target_ids'), steps, guidanceScale: 1, latents: inv.latents });
+    const back = await text2img(model, { prompt: ids('imagic.target_ids'), steps, guidanceScale: 1, latents: inv.latents });
     errors[steps] = { xT: maxAbsDiff(inv.latents, exact), back: maxAbsDiff(back.latents, z0) };
     for (const t of [inv.latents, inv.imageLatents, exact, back.latents, back.images]) t.dispose();
   }
@@ -146,7 +146,7 @@ test('with an exact denoiser, inversion follows the ODE and inverting then regen
   assert.equal(liveTensors(), live);
 });
 
-test('bad options are refused with clear errors, leaking nothing', () => {
+test('bad options are refused with clear errors, leaking nothing', async () => {
   const image = g.get('imagic.image')!;
   const p = ids('imagic.target_ids');
   const two = image.expand(2, 3, 64, 64);
@@ -155,8 +155,8 @@ test('bad options are refused with clear errors, leaking nothing', () => {
   assert.throws(() => invertDDIM(sd, { prompt: p }), /give either image or imageLatents/);
   assert.throws(() => invertDDIM(sd, { image: two, prompt: p, steps: 1 }), /1 prompts for 2 images/);
   assert.throws(() => invertDDIM(sd, { image, prompt: p, steps: 1, guidanceScale: 2 }), /no tokenizer to encode the empty negative prompt/);
-  assert.throws(() => ddimInversionEdit(sd, { image, targetPrompt: p, steps: 1 }), /has no tokenizer: give token ids/);
-  assert.throws(() => ddimInversionEdit(sd, { image, sourcePrompt: p, steps: 1, guidanceScale: 1 }), /give a target prompt/);
+  await assert.rejects(ddimInversionEdit(sd, { image, targetPrompt: p, steps: 1 }), /has no tokenizer: give token ids/);
+  await assert.rejects(ddimInversionEdit(sd, { image, sourcePrompt: p, steps: 1, guidanceScale: 1 }), /give a target prompt/);
   assert.equal(liveTensors(), live);
   two.dispose();
 });

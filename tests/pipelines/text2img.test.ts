@@ -28,9 +28,9 @@ test('the tiny checkpoint loads every component and says it has no tokenizer', (
   assert.deepEqual(sd.scheduler.config.steps_offset, 1);
 });
 
-test('10 DDIM steps with guidance 7.5 reproduce diffusers (final latent and decoded image)', () => {
+test('10 DDIM steps with guidance 7.5 reproduce diffusers (final latent and decoded image)', async () => {
   const steps: number[] = [];
-  const { images, latents } = text2img(sd, {
+  const { images, latents } = await text2img(sd, {
     prompt: ids('imagic.target_ids'), negativePrompt: ids('imagic.uncond_ids'), steps: 10, guidanceScale: 7.5,
     latents: g.get('imagic.sample_init_latent')!, onStep: (i, n, t) => steps.push(t),
   });
@@ -39,15 +39,15 @@ test('10 DDIM steps with guidance 7.5 reproduce diffusers (final latent and deco
   assertClose(images, ref.get('text2img.image')!, 1e-4, 1e-4, 'image');
 });
 
-test('guidance 1 runs the conditional branch alone, as diffusers', () => {
-  const { latents } = text2img(sd, { prompt: ids('imagic.target_ids'), steps: 10, guidanceScale: 1, latents: g.get('imagic.sample_init_latent')! });
+test('guidance 1 runs the conditional branch alone, as diffusers', async () => {
+  const { latents } = await text2img(sd, { prompt: ids('imagic.target_ids'), steps: 10, guidanceScale: 1, latents: g.get('imagic.sample_init_latent')! });
   assertClose(latents, ref.get('text2img.final_latent_no_guidance')!, 1e-4, 1e-4, 'final latent without guidance');
 });
 
-test('a seed fixes the noise; batches repeat per prompt; no tensors leak', () => {
+test('a seed fixes the noise; batches repeat per prompt; no tensors leak', async () => {
   const live = liveTensors();
   const run = (seed: number) => text2img(sd, { prompt: ids('imagic.target_ids'), negativePrompt: ids('imagic.uncond_ids'), steps: 2, seed, numImagesPerPrompt: 2 });
-  const a = run(3), b = run(3), c = run(4);
+  const a = await run(3), b = await run(3), c = await run(4);
   assert.deepEqual(a.images.shape, [2, 3, 64, 64]);
   assertClose(a.images, b.images, 0, 0, 'same seed, same image');
   assert.notDeepEqual(a.latents.toFlatArray(), c.latents.toFlatArray());
@@ -62,13 +62,13 @@ test('a seed fixes the noise; batches repeat per prompt; no tensors leak', () =>
   assert.equal(liveTensors(), live);
 });
 
-test('bad options are refused with clear errors', () => {
+test('bad options are refused with clear errors', async () => {
   const p = ids('imagic.target_ids');
-  assert.throws(() => text2img(sd, { prompt: p, steps: 0 }), /steps must be a positive integer/);
-  assert.throws(() => text2img(sd, { prompt: p, width: 60 }), /width must be a positive integer and a multiple of 8/);
-  assert.throws(() => text2img(sd, { prompt: 'a photo', steps: 1, guidanceScale: 1 }), /has no tokenizer: give token ids/);
-  assert.throws(() => text2img(sd, { prompt: p, steps: 1 }), /no tokenizer to encode the empty negative prompt/);
-  assert.throws(() => text2img(sd, { prompt: p, guidanceScale: 1, steps: 1, generator: new Generator(0), latents: g.get('imagic.sample_init_latent')!.expand(2, 4, 8, 8) }), /latents must have shape \[1,4,8,8\]/);
+  await assert.rejects(text2img(sd, { prompt: p, steps: 0 }), /steps must be a positive integer/);
+  await assert.rejects(text2img(sd, { prompt: p, width: 60 }), /width must be a positive integer and a multiple of 8/);
+  await assert.rejects(text2img(sd, { prompt: 'a photo', steps: 1, guidanceScale: 1 }), /has no tokenizer: give token ids/);
+  await assert.rejects(text2img(sd, { prompt: p, steps: 1 }), /no tokenizer to encode the empty negative prompt/);
+  await assert.rejects(text2img(sd, { prompt: p, guidanceScale: 1, steps: 1, generator: new Generator(0), latents: g.get('imagic.sample_init_latent')!.expand(2, 4, 8, 8) }), /latents must have shape \[1,4,8,8\]/);
   assert.throws(() => encodePrompt(sd, [[998, 5000, 999]]), /5000/);
 });
 

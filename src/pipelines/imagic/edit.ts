@@ -163,7 +163,7 @@ export async function renderGrid(sd: StableDiffusion, emb: Embeddings, o: GridOp
   let done = 0;
   for (const seed of o.seeds) {
     for (const eta of o.etas) {
-      const r = renderEdit(sd, emb, { eta, seed, steps: o.steps, guidanceScale: o.guidanceScale, onStep: () => o.onStep?.(++done, total) }, o.size);
+      const r = await renderEdit(sd, emb, { eta, seed, steps: o.steps, guidanceScale: o.guidanceScale, onStep: () => o.onStep?.(++done, total) }, o.size);
       r.latent.dispose();
       await o.onImage(r.image, eta, seed);
     }

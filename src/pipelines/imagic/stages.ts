@@ -202,13 +202,13 @@ export interface RenderOptions {
 }
 
 /** Stage C: sample from the fine-tuned UNet at the interpolated embedding, guided against e_uncond. Returns [1, 3, H, W]. */
-export function renderEdit(sd: StableDiffusion, e: { eTgt: Tensor; eOpt: Tensor; eUncond: Tensor }, o: RenderOptions, size?: { width: number; height: number }): { image: Tensor; latent: Tensor } {
+export async function renderEdit(sd: StableDiffusion, e: { eTgt: Tensor; eOpt: Tensor; eUncond: Tensor }, o: RenderOptions, size?: { width: number; height: number }): Promise<{ image: Tensor; latent: Tensor }> {
   const [cond, uncond] = noGrad(() => tidy(() => [
     interpolateEmbedding(e.eTgt, e.eOpt, o.eta).to({ dtype: sd.dtype, device: sd.device }),
     e.eUncond.to({ dtype: sd.dtype, device: sd.device }),
   ]));
   try {
-    const r = text2img(sd, {
+    const r = await text2img(sd, {
       prompt: [], promptEmbeds: cond!, negativePromptEmbeds: uncond!, steps: o.steps, guidanceScale: o.guidanceScale,
       generator: new Generator(o.seed ?? 0), latents: o.latents, width: size?.width, height: size?.height, onStep: o.onStep,
     });

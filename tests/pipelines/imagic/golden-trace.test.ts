@@ -43,7 +43,7 @@ test('stages A, B and C reproduce the golden Imagic trace', async () => {
 
     // Stage C: eta 0.7, 10 DDIM steps, guidance 7.5, from the trace's initial latent.
     const live = liveTensors();
-    const c = imagic.renderEdit(sd, { eTgt, eOpt: a.eOpt, eUncond }, { eta: spec.eta, guidanceScale: spec.guidance_scale, steps: 10, latents: G('sample_init_latent') });
+    const c = await imagic.renderEdit(sd, { eTgt, eOpt: a.eOpt, eUncond }, { eta: spec.eta, guidanceScale: spec.guidance_scale, steps: 10, latents: G('sample_init_latent') });
     assertClose(c.latent, G('sample_final_latent'), 1e-3, 0, 'final latent');
     assertClose(c.image, G('output_image'), 1e-3, 0, 'output image');
     assert.equal(liveTensors(), live + 2, 'rendering leaves only its image and latent');
