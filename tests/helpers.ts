@@ -65,3 +65,16 @@ export function gradcheck(f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], opts
     });
   });
 }
+
+/**
+ * Collects garbage and lets Node run pending finalizers, so that liveTensors() counts only what is
+ * still referenced (handles dropped without dispose() are otherwise freed at an unpredictable turn).
+ * Needs node --expose-gc (the test runner passes it); a no-op without it.
+ */
+export async function settleHandles(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  for (let i = 0; i < 3; i++) {
+    gc?.();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}

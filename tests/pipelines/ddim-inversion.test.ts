@@ -9,7 +9,7 @@ import {
   loadStableDiffusion, disposeStableDiffusion, ddimInverseStep, ddimInversionEdit, invertDDIM, inverseTimesteps, text2img,
   type StableDiffusion,
 } from '../../src/pipelines/index.js';
-import { assertClose } from '../helpers.js';
+import { assertClose, settleHandles } from '../helpers.js';
 import { fixturePath } from '../fixtures.js';
 
 let sd: StableDiffusion;
@@ -150,6 +150,7 @@ test('bad options are refused with clear errors, leaking nothing', async () => {
   const image = g.get('imagic.image')!;
   const p = ids('imagic.target_ids');
   const two = image.expand(2, 3, 64, 64);
+  await settleHandles();
   const live = liveTensors();
   assert.throws(() => invertDDIM(sd, { image, prompt: p, steps: 0 }), /steps must be a positive integer/);
   assert.throws(() => invertDDIM(sd, { prompt: p }), /give either image or imageLatents/);
@@ -157,6 +158,7 @@ test('bad options are refused with clear errors, leaking nothing', async () => {
   assert.throws(() => invertDDIM(sd, { image, prompt: p, steps: 1, guidanceScale: 2 }), /no tokenizer to encode the empty negative prompt/);
   await assert.rejects(ddimInversionEdit(sd, { image, targetPrompt: p, steps: 1 }), /has no tokenizer: give token ids/);
   await assert.rejects(ddimInversionEdit(sd, { image, sourcePrompt: p, steps: 1, guidanceScale: 1 }), /give a target prompt/);
+  await settleHandles();
   assert.equal(liveTensors(), live);
   two.dispose();
 });

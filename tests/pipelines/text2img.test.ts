@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { Generator, liveTensors, type Tensor } from '../../src/engine/index.js';
 import { loadSafetensors } from '../../src/io/index.js';
 import { loadStableDiffusion, disposeStableDiffusion, text2img, encodePrompt, type StableDiffusion } from '../../src/pipelines/index.js';
-import { assertClose } from '../helpers.js';
+import { assertClose, settleHandles } from '../helpers.js';
 import { fixturePath } from '../fixtures.js';
 
 let sd: StableDiffusion;
@@ -45,6 +45,7 @@ test('guidance 1 runs the conditional branch alone, as diffusers', async () => {
 });
 
 test('a seed fixes the noise; batches repeat per prompt; no tensors leak', async () => {
+  await settleHandles();
   const live = liveTensors();
   const run = (seed: number) => text2img(sd, { prompt: ids('imagic.target_ids'), negativePrompt: ids('imagic.uncond_ids'), steps: 2, seed, numImagesPerPrompt: 2 });
   const a = await run(3), b = await run(3), c = await run(4);
@@ -59,6 +60,7 @@ test('a seed fixes the noise; batches repeat per prompt; no tensors leak', async
   }
   first!.dispose();
   second!.dispose();
+  await settleHandles();
   assert.equal(liveTensors(), live);
 });
 

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { liveTensors, noGrad, type Tensor } from '../../../src/engine/index.js';
 import { loadSafetensors } from '../../../src/io/index.js';
 import { loadStableDiffusion, disposeStableDiffusion, encodePrompt, imagic } from '../../../src/pipelines/index.js';
-import { assertClose } from '../../helpers.js';
+import { assertClose, settleHandles } from '../../helpers.js';
 import { fixturePath } from '../../fixtures.js';
 
 interface GoldenImagic { steps_A: number; lr_A: number; steps_B: number; lr_B: number; eta: number; guidance_scale: number; lossA: number[]; lossB: number[] }
@@ -42,10 +42,12 @@ test('stages A, B and C reproduce the golden Imagic trace', async () => {
     assertClose(probe, G('finetuned_unet_probe_out'), 1e-3, 0, 'fine-tuned UNet probe');
 
     // Stage C: eta 0.7, 10 DDIM steps, guidance 7.5, from the trace's initial latent.
+    await settleHandles();
     const live = liveTensors();
     const c = await imagic.renderEdit(sd, { eTgt, eOpt: a.eOpt, eUncond }, { eta: spec.eta, guidanceScale: spec.guidance_scale, steps: 10, latents: G('sample_init_latent') });
     assertClose(c.latent, G('sample_final_latent'), 1e-3, 0, 'final latent');
     assertClose(c.image, G('output_image'), 1e-3, 0, 'output image');
+    await settleHandles();
     assert.equal(liveTensors(), live + 2, 'rendering leaves only its image and latent');
   } finally {
     disposeStableDiffusion(sd);
