@@ -2,11 +2,12 @@
 // checkpoint's text_encoder/ or a CLIPModel for the CLIP score. Built on 'meta', then filled strictly.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { dispose, type DType, type Device } from '../../engine/index.js';
-import { loadSafetensors } from '../../io/safetensors.js';
+import { type DType, type Device } from '../../engine/index.js';
+import { resolveWeightFiles } from '../../io/diffusers.js';
+import { loadWeights } from '../../io/load.js';
 import { CLIPConfigError, parseCLIPConfig, parseCLIPTextConfig } from './config.js';
-import { CLIPModel } from './clip-model.js';
-import { CLIPTextModel } from './text-model.js';
+import { CLIPModel, CLIP_MODEL_IGNORE_KEYS } from './clip-model.js';
+import { CLIPTextModel, CLIP_TEXT_IGNORE_KEYS, clipTextCheckpointKey } from './text-model.js';
 
 export interface FromPretrainedOptions {
   dtype?: DType; // float32 unless given
@@ -26,36 +27,32 @@ export function readConfigJson(dir: string): unknown {
   }
 }
 
-function weightsFile(dir: string, variant?: string): string {
-  const file = path.join(dir, variant ? `model.${variant}.safetensors` : 'model.safetensors');
-  if (!existsSync(file)) throw new CLIPConfigError(dir, `no ${path.basename(file)} (only safetensors weights are read)`);
-  return file;
+/**
+ * Streams a transformers-format folder's safetensors (single, sharded or a variant) into a model built
+ * on 'meta' from its config, with io's strict header-first loader: the weights are held once.
+ */
+function loadInto<M extends CLIPTextModel | CLIPModel>(dir: string, model: M, opts: FromPretrainedOptions, extra: { rename?: (k: string) => string | null; ignore: readonly string[] }): M {
+  try {
+    const { files } = resolveWeightFiles(dir, { variant: opts.variant, library: 'transformers' });
+    loadWeights(model, files, { dtype: opts.dtype ?? 'float32', device: opts.device, rename: extra.rename, ignore: [...extra.ignore] });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  model.eval();
+  return model;
 }
 
 /** A text encoder folder (SD's text_encoder/): keys with or without the 'text_model.' prefix, position_ids ignored. */
 export function loadCLIPTextModel(dir: string, opts: FromPretrainedOptions = {}): CLIPTextModel {
   const config = parseCLIPTextConfig(readConfigJson(dir), path.join(dir, 'config.json'));
   const model = new CLIPTextModel(config, { device: 'meta', dtype: opts.dtype ?? 'float32' });
-  const file = weightsFile(dir, opts.variant);
-  const sd = loadSafetensors(file, { dtype: opts.dtype ?? 'float32', device: opts.device });
-  try {
-    model.loadStateDict(sd, { source: file });
-  } finally {
-    dispose([...sd.values()]);
-  }
-  return model.eval();
+  return loadInto(dir, model, opts, { rename: clipTextCheckpointKey, ignore: CLIP_TEXT_IGNORE_KEYS });
 }
 
 /** A CLIPModel folder (both towers and the projections). */
 export function loadCLIPModel(dir: string, opts: FromPretrainedOptions = {}): CLIPModel {
   const config = parseCLIPConfig(readConfigJson(dir), path.join(dir, 'config.json'));
   const model = new CLIPModel(config, { device: 'meta', dtype: opts.dtype ?? 'float32' });
-  const file = weightsFile(dir, opts.variant);
-  const sd = loadSafetensors(file, { dtype: opts.dtype ?? 'float32', device: opts.device });
-  try {
-    model.loadStateDict(sd, { source: file });
-  } finally {
-    dispose([...sd.values()]);
-  }
-  return model.eval();
+  return loadInto(dir, model, opts, { ignore: CLIP_MODEL_IGNORE_KEYS });
 }

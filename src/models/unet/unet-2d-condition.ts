@@ -3,7 +3,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { tidy, type DType, type Device, type Tensor } from '../../engine/index.js';
-import { loadSafetensors } from '../../io/safetensors.js';
+import { resolveWeightFiles } from '../../io/diffusers.js';
+import { loadWeights } from '../../io/load.js';
 import { type Segment, Conv2d, GroupNorm, Module, ModuleList, type InitOptions } from '../../nn/index.js';
 import { activation, initOf, parseUNetConfig, perBlock, type UNet2DConditionConfig } from './config.js';
 import { TimestepEmbedding, Timesteps, timestepsForBatch } from './embeddings.js';
@@ -114,8 +115,13 @@ export class UNet2DConditionModel extends Module {
       throw new Error(`UNet2DConditionModel.fromPretrained: cannot read ${configFile}: ${(e as Error).message}`);
     }
     const model = new UNet2DConditionModel(json, { device: 'meta', dtype: opts.dtype ?? 'float32' });
-    const file = path.join(folder, opts.weightsFile ?? 'diffusion_pytorch_model.safetensors');
-    tidy(() => model.loadStateDict(loadSafetensors(file, { dtype: opts.dtype ?? 'float32', device: opts.device }), { source: file }));
+    const files = opts.weightsFile ? [path.join(folder, opts.weightsFile)] : resolveWeightFiles(folder, { library: 'diffusers' }).files;
+    try {
+      loadWeights(model, files, { dtype: opts.dtype ?? 'float32', device: opts.device });
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
     return model.eval();
   }
 
