@@ -6,7 +6,8 @@ import { tensorToImage, writePng, type RgbImage } from '../io/image.js';
 import { sideBySide } from '../io/sheet.js';
 import { ddimInversionEdit, disposeStableDiffusion, img2img } from '../pipelines/index.js';
 import { renderEdit, resolveSettings, type Embeddings } from '../pipelines/imagic/index.js';
-import { defaultSessionDir, loadInput, loadModel, logger, trainWithProgress, type EditArgs } from './edit.js';
+import { defaultSessionDir, loadInput, trainWithProgress, type EditArgs } from './edit.js';
+import { loadModel, logger } from './model.js';
 import { checkOutputs, interruptFlag, withSuffix } from './options.js';
 import { stepProgress } from './progress.js';
 

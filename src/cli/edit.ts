@@ -1,24 +1,13 @@
 // `imagic edit` and `imagic render`: an Imagic edit with its session, and more renders from a session.
 import path from 'node:path';
-import { dispose, setNumThreads, type DType, type Tensor } from '../engine/index.js';
+import { dispose, type Tensor } from '../engine/index.js';
 import { imageToTensor, prepareImage, readImage, tensorToImage, writePng, type RgbImage } from '../io/image.js';
 import { contactSheet } from '../io/sheet.js';
-import { cliProgressReporter } from '../io/hub.js';
-import { disposeStableDiffusion, loadStableDiffusion, type StableDiffusion } from '../pipelines/index.js';
+import { disposeStableDiffusion, type StableDiffusion } from '../pipelines/index.js';
 import { EditSession, etaWarning, openForRender, renderGrid, resolveSettings, runEdit, type EditInputs, type EditResult, type Embeddings, type ImagicSettings, type PresetName } from '../pipelines/imagic/index.js';
 import { checkOutputs, interruptFlag, withSuffix } from './options.js';
 import { stepProgress, type StepProgress } from './progress.js';
-
-export interface ModelArgs {
-  model: string;
-  dtype: DType;
-  device: string;
-  variant?: string;
-  revision?: string;
-  offline?: boolean;
-  threads?: number;
-  quiet?: boolean;
-}
+import { loadModel, logger, type ModelArgs } from './model.js';
 
 export interface RenderArgs {
   output: string;
@@ -43,20 +32,6 @@ export interface EditArgs extends ModelArgs, RenderArgs {
   gradientCheckpointing?: boolean;
   session?: string;
   restart?: boolean;
-}
-
-export const logger = (quiet?: boolean) => (m: string) => {
-  if (!quiet) process.stderr.write(`${m}\n`);
-};
-
-export async function loadModel(a: ModelArgs): Promise<StableDiffusion> {
-  if (a.threads !== undefined) setNumThreads(a.threads);
-  const log = logger(a.quiet);
-  const download = a.quiet || !process.stderr.isTTY ? undefined : cliProgressReporter();
-  return loadStableDiffusion(a.model, {
-    dtype: a.dtype, device: a.device, variant: a.variant, revision: a.revision, offline: a.offline,
-    onDownload: download?.onProgress, onLog: (l) => log(`loaded ${l}`), onWarning: (w) => log(`warning: ${w}`),
-  }).finally(() => download?.stop());
 }
 
 /** The files a render writes: one image, or one per eta and seed plus the contact sheet at `output`. */

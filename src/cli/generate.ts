@@ -1,14 +1,13 @@
 // `imagic generate "prompt" -o out.png`: text-to-image with a Stable Diffusion v1.x checkpoint.
-import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { Generator, dispose, setNumThreads, type DType } from '../engine/index.js';
+import { Generator, dispose } from '../engine/index.js';
 import { tensorToImages, writePng } from '../io/image.js';
-import { cliProgressReporter } from '../io/hub.js';
-import { disposeStableDiffusion, loadStableDiffusion, text2img } from '../pipelines/index.js';
+import { disposeStableDiffusion, text2img } from '../pipelines/index.js';
+import { loadModel, logger, type ModelArgs } from './model.js';
+import { checkOutputs } from './options.js';
 import { stepProgress } from './progress.js';
 
-export interface GenerateArgs {
-  model: string;
+export interface GenerateArgs extends ModelArgs {
   output: string;
   negative?: string;
   seed: number;
@@ -18,14 +17,7 @@ export interface GenerateArgs {
   height?: number;
   batch: number;
   eta: number;
-  dtype: DType;
-  device: string;
-  variant?: string;
-  revision?: string;
-  offline?: boolean;
   force?: boolean;
-  quiet?: boolean;
-  threads?: number;
 }
 
 /** out.png for one image; out-0.png, out-1.png, ... for several. */
@@ -38,20 +30,11 @@ export function outputPaths(output: string, n: number): string[] {
 
 export async function generate(prompt: string, a: GenerateArgs): Promise<string[]> {
   if (prompt.trim() === '') throw new Error('the prompt is empty');
-  if (path.extname(a.output).toLowerCase() !== '.png') throw new Error(`output must be a .png file, got '${a.output}'`);
   const outputs = outputPaths(a.output, a.batch);
-  const existing = outputs.filter((p) => existsSync(p));
-  if (existing.length > 0 && !a.force) throw new Error(`${existing.join(', ')} already exist${existing.length === 1 ? 's' : ''} (use --force to overwrite)`);
-  const dir = path.dirname(path.resolve(a.output));
-  if (!existsSync(dir)) throw new Error(`the output folder ${dir} does not exist`);
-  if (a.threads !== undefined) setNumThreads(a.threads);
-  const log = (m: string) => a.quiet || process.stderr.write(`${m}\n`);
+  checkOutputs(outputs, a.force ?? false);
+  const log = logger(a.quiet);
   const t0 = Date.now();
-  const download = a.quiet || !process.stderr.isTTY ? undefined : cliProgressReporter();
-  const sd = await loadStableDiffusion(a.model, {
-    dtype: a.dtype, device: a.device, variant: a.variant, revision: a.revision, offline: a.offline,
-    onDownload: download?.onProgress, onLog: (l) => log(`loaded ${l}`), onWarning: (w) => log(`warning: ${w}`),
-  }).finally(() => download?.stop());
+  const sd = await loadModel(a);
   try {
     const bar = stepProgress('sampling', a.steps, a.quiet);
     let result;
