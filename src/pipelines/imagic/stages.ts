@@ -7,6 +7,7 @@ import {
 import { checkpointedBackward } from '../../nn/index.js';
 import type { StableDiffusion } from '../stable-diffusion.js';
 import { text2img } from '../text2img.js';
+import { encodeImage as encodeImageLatent } from '../img2img.js';
 
 /** Lets signal handlers and timers run between steps (Ctrl-C stops at a step boundary). */
 export function yieldToEventLoop(): Promise<void> {
@@ -44,12 +45,7 @@ export function fixedNoise(timesteps: number[], noise: Tensor): TrainingNoise {
 
 /** The image latent: VAE posterior mean (or a sample) times the scaling factor. image [1, 3, H, W] in [-1, 1]. */
 export function encodeImage(sd: StableDiffusion, image: Tensor, opts: { sampleLatent?: boolean; generator?: Generator } = {}): Tensor {
-  return noGrad(() => tidy(() => {
-    const dist = sd.vae.encode(image.to({ device: sd.device, dtype: sd.dtype }));
-    const z = opts.sampleLatent ? dist.sample(opts.generator) : dist.mean.clone();
-    dist.dispose();
-    return z.mul(sd.vae.config.scaling_factor); // [1, 4, H/8, W/8]
-  }));
+  return encodeImageLatent(sd, image, { latentMode: opts.sampleLatent ? 'sample' : 'mean', generator: opts.generator });
 }
 
 export interface StageOptions {
