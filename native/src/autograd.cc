@@ -2,6 +2,7 @@
 #include "common.h"
 
 #include <torch/csrc/autograd/autograd.h>
+#include <c10/core/GradMode.h>
 
 namespace imagic {
 
@@ -51,12 +52,12 @@ IMAGIC_OP(autogradGrad) {
   return wrapList(info.Env(), grads);
 }
 
-IMAGIC_OP(isGradEnabled) { return Napi::Boolean::New(info.Env(), at::GradMode::is_enabled()); }
+IMAGIC_OP(isGradEnabled) { return Napi::Boolean::New(info.Env(), c10::GradMode::is_enabled()); }
 
 // setGradEnabled(flag) -> previous flag (grad mode is thread-local, as in PyTorch)
 IMAGIC_OP(setGradEnabled) {
-  bool prev = at::GradMode::is_enabled();
-  at::GradMode::set_enabled(toBool(info[0]));
+  bool prev = c10::GradMode::is_enabled();
+  c10::GradMode::set_enabled(toBool(info[0]));
   return Napi::Boolean::New(info.Env(), prev);
 }
 

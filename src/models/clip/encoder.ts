@@ -1,6 +1,6 @@
 // The transformer stack both CLIP towers share: pre-norm layers of multi-head self-attention and an MLP,
 // as transformers' CLIPAttention / CLIPMLP / CLIPEncoderLayer / CLIPEncoder (Radford et al. 2021).
-import { scaledDotProductAttention, tidy, type DType, type Device, type Tensor } from '../../engine/index.js';
+import { scaledDotProductAttention, tidy, type DType, type Device, type Generator, type Tensor } from '../../engine/index.js';
 import { LayerNorm, Linear, Module, ModuleList } from '../../nn/index.js';
 import type { CLIPActivation, CLIPEncoderConfig } from './config.js';
 
@@ -8,6 +8,8 @@ export interface CLIPBuildOptions {
   /** 'meta' builds the key/shape tree without allocating (fill it with loadStateDict). */
   device?: Device;
   dtype?: DType;
+  /** Generator for the random initialization (training from scratch). */
+  generator?: Generator;
 }
 
 /** Input that a CLIP model cannot take (says what is wrong with it). */
