@@ -6,7 +6,7 @@ import { tensorToImage, writePng, type RgbImage } from '../io/image.js';
 import { sideBySide } from '../io/sheet.js';
 import { ddimInversionEdit, disposeStableDiffusion, img2img } from '../pipelines/index.js';
 import { renderEdit, resolveSettings, type Embeddings } from '../pipelines/imagic/index.js';
-import { defaultSessionDir, loadInput, trainWithProgress, type EditArgs } from './edit.js';
+import { checkTargetText, defaultPreset, defaultSessionDir, loadInput, trainWithProgress, type EditArgs } from './edit.js';
 import { loadModel, logger } from './model.js';
 import { checkOutputs, interruptFlag, withSuffix } from './options.js';
 import { stepProgress } from './progress.js';
@@ -21,13 +21,14 @@ export interface CompareArgs extends EditArgs {
 export async function compare(imageFile: string, target: string, a: CompareArgs): Promise<{ sheet: string; interrupted: boolean }> {
   if (target.trim() === '') throw new Error('the target text is empty');
   if (!(a.strength >= 0 && a.strength <= 1)) throw new RangeError(`strength must be in [0, 1], got ${a.strength}`);
-  const settings = resolveSettings(a.preset, {
+  const settings = resolveSettings(a.preset ?? defaultPreset(a.model), {
     stepsA: a.stepsA, stepsB: a.stepsB, lrA: a.lrA, lrB: a.lrB, train: a.train, mixedPrecision: a.mixedPrecision, seed: a.seed,
     sampleLatent: a.sampleLatent, checkpointEvery: a.checkpointEvery, gradientCheckpointing: a.gradientCheckpointing, steps: a.steps, guidanceScale: a.guidance, eta: a.etas?.[0],
   });
   const names = { imagic: withSuffix(a.output, 'imagic'), sdedit: withSuffix(a.output, 'sdedit'), ddim: withSuffix(a.output, 'ddim-inversion') };
   checkOutputs([a.output, ...Object.values(names)], a.force ?? false);
   const log = logger(a.quiet);
+  checkTargetText(a.model, target, log);
   const sd = await loadModel(a);
   const stop = interruptFlag(log);
   const seed = a.seeds[0] ?? 0;

@@ -8,6 +8,7 @@ import { EditSession, etaWarning, openForRender, renderGrid, resolveSettings, ru
 import { checkOutputs, interruptFlag, withSuffix } from './options.js';
 import { stepProgress, type StepProgress } from './progress.js';
 import { loadModel, logger, type ModelArgs } from './model.js';
+import { captionWarnings, imageDomainWarning, isShapesModel } from '../shapes/domain.js';
 
 export interface RenderArgs {
   output: string;
@@ -19,7 +20,8 @@ export interface RenderArgs {
 }
 
 export interface EditArgs extends ModelArgs, RenderArgs {
-  preset: PresetName;
+  /** Default: 'shapes' for the Shapes-64 model, else 'default'. */
+  preset?: PresetName;
   stepsA?: number;
   stepsB?: number;
   lrA?: number;
@@ -83,7 +85,22 @@ export async function loadInput(file: string, sd: StableDiffusion, log: (m: stri
   const img = await readImage(file);
   const size = (sd.unet.config.sample_size ?? 64) * 8;
   if (img.width !== size || img.height !== size) log(`note: ${file} is ${img.width}x${img.height}; resized and center-cropped to the model's ${size}x${size}`);
-  return imageToTensor(await prepareImage(img, { width: size, height: size, mode: 'center-crop' }));
+  const prepared = await prepareImage(img, { width: size, height: size, mode: 'center-crop' });
+  if (isShapesModel(sd.root)) {
+    const w = imageDomainWarning(prepared);
+    if (w) log(`warning: ${w}`);
+  }
+  return imageToTensor(prepared);
+}
+
+/** The preset when none is given: 'shapes' for the embedded Shapes-64 model, else SD's 'default'. */
+export function defaultPreset(model: string): PresetName {
+  return isShapesModel(model) ? 'shapes' : 'default';
+}
+
+/** Warns about target text the Shapes-64 model cannot know (other models: nothing to check). */
+export function checkTargetText(model: string, text: string, log: (m: string) => void): void {
+  if (isShapesModel(model)) for (const w of captionWarnings(text)) log(`warning: ${w}`);
 }
 
 /** runEdit with a progress bar per stage (step, loss, time left), stopping when `stopped()` says so. */
@@ -112,7 +129,7 @@ export function defaultSessionDir(output: string): string {
 
 export async function edit(imageFile: string, target: string, a: EditArgs): Promise<{ outputs: string[]; session: string; interrupted: boolean }> {
   if (target.trim() === '') throw new Error('the target text is empty');
-  const settings = resolveSettings(a.preset, {
+  const settings = resolveSettings(a.preset ?? defaultPreset(a.model), {
     stepsA: a.stepsA, stepsB: a.stepsB, lrA: a.lrA, lrB: a.lrB, train: a.train, mixedPrecision: a.mixedPrecision,
     seed: a.seed, sampleLatent: a.sampleLatent, checkpointEvery: a.checkpointEvery, gradientCheckpointing: a.gradientCheckpointing, steps: a.steps, guidanceScale: a.guidance,
     eta: a.etas?.length === 1 ? a.etas[0] : undefined,
@@ -120,6 +137,7 @@ export async function edit(imageFile: string, target: string, a: EditArgs): Prom
   const out = renderOutputs(a.output, a.etas ?? [settings.eta], a.seeds);
   checkOutputs([...out.files.values(), ...(out.sheet ? [out.sheet] : [])], a.force ?? false);
   const log = logger(a.quiet);
+  checkTargetText(a.model, target, log);
   const t0 = Date.now();
   const sd = await loadModel(a);
   const stop = interruptFlag(log);

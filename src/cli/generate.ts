@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Generator, dispose } from '../engine/index.js';
 import { tensorToImages, writePng } from '../io/image.js';
 import { disposeStableDiffusion, text2img } from '../pipelines/index.js';
+import { checkTargetText } from './edit.js';
 import { loadModel, logger, type ModelArgs } from './model.js';
 import { checkOutputs } from './options.js';
 import { stepProgress } from './progress.js';
@@ -33,6 +34,7 @@ export async function generate(prompt: string, a: GenerateArgs): Promise<string[
   const outputs = outputPaths(a.output, a.batch);
   checkOutputs(outputs, a.force ?? false);
   const log = logger(a.quiet);
+  checkTargetText(a.model, prompt, log);
   const t0 = Date.now();
   const sd = await loadModel(a);
   try {

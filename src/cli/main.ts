@@ -8,6 +8,7 @@ import { generate } from './generate.js';
 import { edit, render } from './edit.js';
 import { compare } from './compare.js';
 import { trainShapesCommand } from './train-shapes.js';
+import { demo, DEMO_INPUT, DEMO_TARGET } from './demo.js';
 import { DEFAULT_TRAIN_SETTINGS } from '../shapes/train/index.js';
 import { int, num, parseEtas, parseSeeds } from './options.js';
 
@@ -80,7 +81,7 @@ function resolveModel(model: string | undefined): string {
 /** Imagic's training options, shared by edit and compare. */
 function trainingOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--preset <name>', 'training preset: default (500 A + 1000 B steps), thorough (1500 + 1500), fast (100 + 200)').choices(['default', 'thorough', 'fast']).default('default'))
+    .addOption(new Option('--preset <name>', 'training preset: default (500 A + 1000 B steps), thorough (1500 + 1500), fast (100 + 200), shapes (for the embedded Shapes-64 model; its default there)').choices(['default', 'thorough', 'fast', 'shapes']))
     .option('--steps-a <n>', 'stage A steps (embedding optimization)', int('steps-a', 0))
     .option('--steps-b <n>', 'stage B steps (UNet fine-tuning)', int('steps-b', 0))
     .option('--lr-a <lr>', 'stage A learning rate (default 1e-3)', num('lr-a', { positive: true }))
@@ -134,6 +135,19 @@ modelOptions(renderOptions(program
   .option('-m, --model <dir|repo-id>', "the session's base model (default: the one recorded in the session)")), false)
   .action(async (session: string, o) => {
     await render(session, { ...o, etas: o.eta });
+  });
+
+program
+  .command('demo')
+  .summary('an Imagic edit on the embedded Shapes-64 model, end to end (about a minute on a CPU)')
+  .description('Render a large red circle on the left (white background), edit it with Imagic to "a red square" on the embedded model, write the input, the output and an eta contact sheet, and print what the domain\'s evaluator reads in each.')
+  .option('-o, --output-dir <dir>', 'where to write the files', 'demo-output')
+  .option('--target <text>', 'the target text', DEMO_TARGET)
+  .option('--device <device>', 'cpu, cuda or cuda:N', 'cpu')
+  .option('--threads <n>', 'CPU threads for libtorch', int('threads', 1))
+  .option('-q, --quiet', 'print only the results')
+  .action(async (o) => {
+    await demo({ model: resolveModel(undefined), outputDir: o.outputDir, target: o.target, input: DEMO_INPUT, device: o.device, threads: o.threads, quiet: o.quiet });
   });
 
 program

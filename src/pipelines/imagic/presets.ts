@@ -24,7 +24,7 @@ export interface ImagicSettings {
   gradientCheckpointing: boolean;
 }
 
-export type PresetName = 'default' | 'thorough' | 'fast';
+export type PresetName = 'default' | 'thorough' | 'fast' | 'shapes';
 
 const base = { guidanceScale: 7.5, steps: 50, eta: 0.7, seed: 0, sampleLatent: false, mixedPrecision: 'no', train: 'all', lrA: 1e-3, lrB: 2e-6, checkpointEvery: 100, gradientCheckpointing: false } as const;
 
@@ -34,17 +34,20 @@ const base = { guidanceScale: 7.5, steps: 50, eta: 0.7, seed: 0, sampleLatent: f
  *   notebooks); the paper reports its best etas in 0.6-0.8.
  * - thorough: 1500 + 1500 steps: the setting of the report this project follows.
  * - fast: 100 + 200 steps with a 10x learning rate for Stage B, for a quick look (lower fidelity).
+ * - shapes: for the embedded Shapes-64 model (6 M parameters, 8x8 latents), chosen by the edit
+ *   benchmark (bench/README.md): fewer steps, a Stage B rate suited to a small model, 25 DDIM steps.
  */
 export const PRESETS: Record<PresetName, ImagicSettings> = {
   default: { ...base, stepsA: 500, stepsB: 1000 },
   thorough: { ...base, stepsA: 1500, stepsB: 1500 },
   fast: { ...base, stepsA: 100, stepsB: 200, lrB: 2e-5, steps: 25 },
+  shapes: { ...base, stepsA: 150, stepsB: 150, lrB: 2e-5, steps: 25, eta: 0.9 },
 };
 
 /** A preset with overrides, every number checked. */
 export function resolveSettings(preset: PresetName = 'default', overrides: Partial<ImagicSettings> = {}): ImagicSettings {
   const p = PRESETS[preset];
-  if (p === undefined) throw new Error(`unknown preset '${preset}' (default, thorough, fast)`);
+  if (p === undefined) throw new Error(`unknown preset '${preset}' (default, thorough, fast, shapes)`);
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
   const s: ImagicSettings = { ...p, ...defined };
   const intAtLeast = (name: keyof ImagicSettings, min: number) => {

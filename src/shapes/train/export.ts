@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { dispose, noGrad, type Tensor } from '../../engine/index.js';
 import { loadSafetensors, saveSafetensors } from '../../io/safetensors.js';
+import { DOMAIN_KEY, SHAPES_DOMAIN } from '../domain.js';
 import { writeShapesTokenizer } from '../tokenizer.js';
 import { SHAPES_MODEL_INDEX, shapesSchedulerConfig, shapesTextEncoderConfig, shapesUNetConfig, shapesVaeConfig } from './configs.js';
 import { readRun } from './run.js';
@@ -51,7 +52,7 @@ export function exportShapesModel(runDir: string, outDir: string, o: { force?: b
     dispose([...tensors.values()]);
   };
   try {
-    writeJson(path.join(tmp, 'model_index.json'), SHAPES_MODEL_INDEX);
+    writeJson(path.join(tmp, 'model_index.json'), { ...SHAPES_MODEL_INDEX, [DOMAIN_KEY]: SHAPES_DOMAIN });
     writeJson(path.join(tmp, 'scheduler', 'scheduler_config.json'), shapesSchedulerConfig());
     writeShapesTokenizer(path.join(tmp, 'tokenizer'));
     writeJson(path.join(tmp, 'text_encoder', 'config.json'), { ...shapesTextEncoderConfig(), dtype: 'float16' });
