@@ -155,7 +155,7 @@ program
   .summary('train the embedded Shapes-64 model from scratch (resumable), and export it')
   .description([
     'Train the embedded Shapes-64 text-to-image model from scratch on rendered data (docs/shapes-64.md): first the VAE (64x64 -> 8x8x4), then the text encoder and UNet together on its latents, with caption dropout and partial captions.',
-    'The run folder holds run.json, resumable checkpoints and log.jsonl (mean loss every 50 steps). Ctrl-C saves a checkpoint; running the same command again resumes, with the same result as an uninterrupted run. A larger --unet-steps continues a finished run.',
+    'The run folder holds run.json, resumable checkpoints and log.jsonl (mean loss every 50 steps). Ctrl-C saves a checkpoint; running the same command again resumes, with the same result as an uninterrupted run. A larger --unet-steps continues a finished run (the learning-rate schedule is then re-planned over the new total).',
     'With --export, the trained weights (EMA, fp16) are written as a diffusers folder that every imagic command loads with --model.',
   ].join('\n\n'))
   .argument('[run-dir]', 'the training run folder', 'runs/shapes-64')
