@@ -1,6 +1,8 @@
 // Training the Shapes-64 model from scratch on the project's engine, in two phases:
-//   1. the VAE (64x64x3 <-> 8x8x4): L1 + MSE reconstruction of a posterior sample, plus a small KL;
-//   2. the text encoder and the UNet together, on the frozen VAE's latents: SD's epsilon-prediction
+//   1. the VAE (64x64x3 <-> 8x8x4): L1 + MSE reconstruction of a posterior sample, weighted toward
+//      the object and the image's frame, plus a small KL;
+//   2. the text encoder and the UNet together, on the frozen VAE's latents of a fixed set of renders
+//      (encoded once): SD's epsilon-prediction
 //      loss at uniform timesteps, with caption dropout (for classifier-free guidance), partial
 //      captions, and an exponential moving average of the weights (what gets exported).
 // A run lives in one folder: run.json (settings and progress), one resumable checkpoint per phase
@@ -9,7 +11,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import {
-  cat, dispose, Generator, keep, l1Loss, mseLoss, noGrad, optim, randint, randn, tensor, tidy, type Device, type Tensor,
+  cat, dispose, Generator, keep, mseLoss, noGrad, optim, randint, randn, tensor, tidy, type Device, type Tensor,
 } from '../../engine/index.js';
 import { loadSafetensors, saveSafetensors } from '../../io/safetensors.js';
 import { CLIPTextModel, CLIPTokenizer, parseCLIPTextConfig } from '../../models/clip/index.js';
