@@ -19,7 +19,7 @@ const { values: a } = parseArgs({ options: {
   model: { type: 'string', default: path.join(root, 'models', 'shapes-64') },
   'per-kind': { type: 'string', default: '20' },
   results: { type: 'string', default: path.join(root, 'bench', 'results', 'shapes-edits.jsonl') },
-  etas: { type: 'string', default: '0.6,0.7,0.8,0.9,1.0,1.1,1.2' },
+  etas: { type: 'string', default: '0.6,0.8,1.0,1.2,1.4' },
   'steps-a': { type: 'string' },
   'steps-b': { type: 'string' },
   'lr-a': { type: 'string' },

@@ -22,7 +22,7 @@ export interface DemoArgs {
 
 export const DEMO_INPUT: ShapeAttributes = { shape: 'circle', color: 'red', size: 'large', position: 'left', background: 'white' };
 export const DEMO_TARGET = 'a red square';
-export const DEMO_ETAS = [0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2];
+export const DEMO_ETAS = [0.6, 0.8, 1.0, 1.2, 1.4];
 
 function describe(r: ReadResult): string {
   if (r.attributes === null) return `unreadable (${r.reason})`;
