@@ -46,7 +46,7 @@ export async function demo(a: DemoArgs): Promise<{ ok: boolean; files: Record<st
   log(`imagic demo: "${captionOf(a.input)}" -> "${a.target}" on the embedded Shapes-64 model (${settings.stepsA} stage A + ${settings.stepsB} stage B steps, then etas ${DEMO_ETAS.join(', ')})`);
   const r = await edit(files.input, a.target, {
     model: a.model, dtype: 'float32', device: a.device, threads: a.threads, quiet: a.quiet,
-    preset: 'shapes', output: files.sheet, etas: DEMO_ETAS, seeds: [0], session: files.session, force: true,
+    preset: 'shapes', output: files.sheet, etas: DEMO_ETAS, seeds: [0], session: files.session, force: true, restart: true,
   });
   if (r.interrupted) return { ok: false, files };
   const chosen = r.outputs.find((f) => f.includes(`eta${settings.eta.toFixed(2)}-`))!;
