@@ -17,6 +17,7 @@ import { loadSafetensors, saveSafetensors } from '../../io/safetensors.js';
 import { CLIPTextModel, CLIPTokenizer, parseCLIPTextConfig } from '../../models/clip/index.js';
 import { parseUNetConfig, UNet2DConditionModel } from '../../models/unet/index.js';
 import { AutoencoderKL, parseAutoencoderKLConfig } from '../../models/vae/index.js';
+import { yieldToEventLoop } from '../../pipelines/imagic/stages.js';
 import { DDIMScheduler } from '../../schedulers/index.js';
 import { buildShapesVocab } from '../tokenizer.js';
 import { shapesSchedulerConfig, shapesTextEncoderConfig, shapesUNetConfig, shapesVaeConfig } from './configs.js';
@@ -80,8 +81,6 @@ export function learningRate(p: PhaseSettings, step: number): number {
   const f = (step - p.warmup) / Math.max(1, p.steps - p.warmup);
   return p.lr * (0.1 + 0.9 * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, f))));
 }
-
-const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
 
 export function buildVae(scalingFactor = 1, o: { device?: Device; generator?: Generator } = {}): AutoencoderKL {
   return new AutoencoderKL(parseAutoencoderKLConfig(shapesVaeConfig(scalingFactor)), o);
