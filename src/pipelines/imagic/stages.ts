@@ -2,7 +2,7 @@
 // reconstruct the image with the model frozen, (B) fine-tune the UNet at that embedding, (C) sample
 // from e = eta * e_tgt + (1 - eta) * e_opt. Each stage is written out top to bottom.
 import {
-  autocast, dispose, Generator, GradScaler, keep, mseLoss, noGrad, optim, randint, randn, tidy, type Tensor,
+  autocast, cat, dispose, Generator, GradScaler, keep, mseLoss, noGrad, optim, randint, randn, tidy, type Tensor,
 } from '../../engine/index.js';
 import { checkpointedBackward } from '../../nn/index.js';
 import type { StableDiffusion } from '../stable-diffusion.js';
@@ -211,5 +211,30 @@ export async function renderEdit(sd: StableDiffusion, e: { eTgt: Tensor; eOpt: T
     return { image: r.images, latent: r.latents };
   } finally {
     dispose([cond, uncond]);
+  }
+}
+
+/**
+ * Stage C for several etas at once, in one batch: the same starting noise (drawn as a single render
+ * with `seed` draws it) for every eta. Returns images [E, 3, H, W] in the order of `etas`.
+ */
+export async function renderEtas(sd: StableDiffusion, e: { eTgt: Tensor; eOpt: Tensor; eUncond: Tensor }, o: Omit<RenderOptions, 'eta' | 'latents'> & { etas: number[] }, size?: { width: number; height: number }): Promise<Tensor> {
+  const height = size?.height ?? (sd.unet.config.sample_size ?? 64) * 8;
+  const width = size?.width ?? (sd.unet.config.sample_size ?? 64) * 8;
+  const n = o.etas.length;
+  const [cond, uncond, latents] = noGrad(() => tidy(() => {
+    const noise = randn([1, sd.unet.config.in_channels, height / 8, width / 8], { generator: new Generator(o.seed ?? 0), device: sd.device, dtype: sd.dtype });
+    return [
+      cat(o.etas.map((eta) => interpolateEmbedding(e.eTgt, e.eOpt, eta))).to({ dtype: sd.dtype, device: sd.device }), // [E, 77, D]
+      e.eUncond.to({ dtype: sd.dtype, device: sd.device }).expand(n, -1, -1).contiguous(),
+      noise.expand(n, -1, -1, -1).contiguous(), // [E, 4, h, w]
+    ];
+  }));
+  try {
+    const r = await text2img(sd, { prompt: [], promptEmbeds: cond!, negativePromptEmbeds: uncond!, steps: o.steps, guidanceScale: o.guidanceScale, latents: latents!, width, height, onStep: o.onStep });
+    r.latents.dispose();
+    return r.images;
+  } finally {
+    dispose([cond, uncond, latents]);
   }
 }

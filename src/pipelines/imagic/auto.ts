@@ -1,0 +1,109 @@
+// Automatic choice of eta and seed for an Imagic session (listed as future work by the report this
+// project follows): render candidates from the trained session (no retraining), score each with
+// metrics any model has (CLIP score to the target text, CLIP-I to the input), and pick by one rule.
+import { dispose, type Tensor } from '../../engine/index.js';
+import type { StableDiffusion } from '../stable-diffusion.js';
+import type { Embeddings } from './edit.js';
+import { renderEtas } from './stages.js';
+
+/** The two metrics the choice uses; images are [N, 3, H, W] in [-1, 1]. */
+export interface CandidateScorer {
+  /** Alignment of each image to the text (CLIP score: 100 * max(cos, 0)). */
+  alignment(images: Tensor, text: string): number[];
+  /** Preservation: each image's similarity to the input (CLIP-I: cosine of the image embeddings). */
+  preservation(images: Tensor, input: Tensor): number[];
+  /** What the two numbers are, for tables and plots ("CLIP score (shapes-64 CLIP)", ...). */
+  readonly names: { alignment: string; preservation: string };
+}
+
+export interface Candidate {
+  eta: number;
+  seed: number;
+  alignment: number;
+  preservation: number;
+}
+
+/**
+ * The rule: among the candidates whose alignment is within `tolerance` CLIP-score points of the best
+ * candidate's (the edit happened about as well as it can in this session), take the one most like
+ * the input (highest CLIP-I); ties go to the smaller eta, then the smaller seed. Alignment alone
+ * prefers over-edited images (the target's favourite size, color, place); preservation alone prefers
+ * the unedited input; this keeps the edit and, of the edits, the one that keeps the most.
+ */
+export interface AutoRule {
+  tolerance: number;
+}
+
+/** Calibrated once on the Shapes-64 development edits (bench/README.md, "Automatic eta"), not on the benchmark. */
+export const DEFAULT_AUTO_RULE: AutoRule = { tolerance: 3 };
+
+/** The default candidate etas: both sides of 1 (extrapolation is used in practice). */
+export const AUTO_ETAS: readonly number[] = Object.freeze([0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4]);
+
+export interface Choice {
+  index: number;
+  candidate: Candidate;
+  /** Why it won, in words. */
+  reason: string;
+  /** The candidates that passed the alignment cut. */
+  eligible: number[];
+}
+
+/** Applies the rule (deterministic: the same scores always give the same choice). */
+export function chooseCandidate(cands: Candidate[], rule: AutoRule = DEFAULT_AUTO_RULE): Choice {
+  if (cands.length === 0) throw new Error('no candidates to choose from');
+  if (!(rule.tolerance >= 0)) throw new RangeError(`tolerance must be >= 0, got ${rule.tolerance}`);
+  const best = Math.max(...cands.map((c) => c.alignment));
+  const eligible = cands.map((c, i) => [c, i] as const).filter(([c]) => c.alignment >= best - rule.tolerance).map(([, i]) => i);
+  const order = (i: number, j: number) => {
+    const a = cands[i]!, b = cands[j]!;
+    return b.preservation - a.preservation || a.eta - b.eta || a.seed - b.seed;
+  };
+  const index = [...eligible].sort(order)[0]!;
+  const c = cands[index]!;
+  return {
+    index, candidate: c, eligible,
+    reason: `best alignment ${best.toFixed(2)}; ${eligible.length} of ${cands.length} candidates within ${rule.tolerance} of it; of those, eta ${c.eta} seed ${c.seed} is the most like the input (preservation ${c.preservation.toFixed(4)}, alignment ${c.alignment.toFixed(2)})`,
+  };
+}
+
+export interface AutoOptions {
+  etas: readonly number[];
+  seeds: readonly number[];
+  steps: number;
+  guidanceScale: number;
+  target: string;
+  /** The input [1, 3, H, W] in [-1, 1]. */
+  input: Tensor;
+  scorer: CandidateScorer;
+  rule?: AutoRule;
+  onStep?: (done: number, total: number) => void;
+  /** Receives every candidate image ([1, 3, H, W], the caller owns it) as it is scored. */
+  onImage?: (image: Tensor, c: Candidate) => Promise<void> | void;
+}
+
+/** Renders every eta for every seed (one batch per seed), scores them, and chooses. */
+export async function autoChoose(sd: StableDiffusion, emb: Embeddings, o: AutoOptions): Promise<{ candidates: Candidate[]; choice: Choice }> {
+  if (o.etas.length === 0 || o.seeds.length === 0) throw new Error('--eta auto needs at least one candidate eta and seed');
+  const candidates: Candidate[] = [];
+  const total = o.seeds.length * o.steps;
+  let done = 0;
+  for (const seed of o.seeds) {
+    const images = await renderEtas(sd, emb, { etas: [...o.etas], seed, steps: o.steps, guidanceScale: o.guidanceScale, onStep: () => o.onStep?.(++done, total) });
+    try {
+      const align = o.scorer.alignment(images, o.target);
+      const pres = o.scorer.preservation(images, o.input);
+      for (const [i, eta] of o.etas.entries()) {
+        const c: Candidate = { eta, seed, alignment: align[i]!, preservation: pres[i]! };
+        candidates.push(c);
+        if (o.onImage) {
+          const one = images.narrow(0, i, 1).contiguous();
+          await o.onImage(one, c);
+        }
+      }
+    } finally {
+      dispose(images);
+    }
+  }
+  return { candidates, choice: chooseCandidate(candidates, o.rule) };
+}

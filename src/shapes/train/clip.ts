@@ -1,0 +1,213 @@
+// A CLIP for the Shapes-64 domain: a transformers-format CLIPModel (ViT over the 64x64 image, text
+// tower over the domain tokenizer) trained contrastively on renders and their full and partial
+// captions, so that CLIP score, CLIP-I and the automatic choice of eta work offline on the embedded
+// model. Partial captions match many images of a batch, so the loss is the multi-positive form of
+// CLIP's InfoNCE: -log of the softmax mass on every caption (image) that truly matches.
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { dispose, fromBytes, Generator, noGrad, optim, tidy, type Device, type Tensor } from '../../engine/index.js';
+import { loadSafetensors, saveSafetensors } from '../../io/safetensors.js';
+import { CLIPModel, CLIPTokenizer, parseCLIPConfig } from '../../models/clip/index.js';
+import { captionOf, type CaptionAttributes } from '../captions.js';
+import { ATTRIBUTES, BACKGROUNDS, mulberry32, OBJECT_COLORS, POSITIONS, randomSpec, SHAPES, SIZES, type AttributeName, type ShapeSpec } from '../spec.js';
+import { buildShapesVocab, SHAPES_BOS_TOKEN, SHAPES_EOS_TOKEN, shapesTokenizerConfig, writeShapesTokenizer } from '../tokenizer.js';
+import { renderBatch, stepSeed } from './data.js';
+
+/** Texts of the domain are at most 14 tokens ("a large purple triangle in the bottom right on a white background" + bos/eos). */
+export const SHAPES_CLIP_MAX_LENGTH = 32;
+
+/** transformers' CLIPConfig config.json for the domain CLIP (0.5 M parameters). */
+export function shapesClipConfig(): Record<string, unknown> {
+  const { vocab } = buildShapesVocab();
+  const eos = vocab[SHAPES_EOS_TOKEN]!;
+  return {
+    architectures: ['CLIPModel'],
+    model_type: 'clip',
+    projection_dim: 64,
+    logit_scale_init_value: 2.6592,
+    text_config: {
+      model_type: 'clip_text_model', vocab_size: Object.keys(vocab).length, hidden_size: 64, intermediate_size: 256,
+      num_hidden_layers: 2, num_attention_heads: 4, max_position_embeddings: SHAPES_CLIP_MAX_LENGTH, hidden_act: 'quick_gelu',
+      layer_norm_eps: 1e-5, projection_dim: 64, bos_token_id: vocab[SHAPES_BOS_TOKEN]!, eos_token_id: eos, pad_token_id: eos,
+    },
+    vision_config: {
+      model_type: 'clip_vision_model', image_size: 64, patch_size: 8, num_channels: 3, hidden_size: 64, intermediate_size: 256,
+      num_hidden_layers: 3, num_attention_heads: 4, hidden_act: 'quick_gelu', layer_norm_eps: 1e-5, projection_dim: 64,
+    },
+  };
+}
+
+/** CLIPImageProcessor's settings: the 64x64 render is used as it is (no resize or crop), CLIP's normalization. */
+export function shapesClipPreprocessorConfig(): Record<string, unknown> {
+  return {
+    image_processor_type: 'CLIPImageProcessor', do_resize: true, size: { shortest_edge: 64 }, resample: 3,
+    do_center_crop: true, crop_size: { height: 64, width: 64 }, do_rescale: true, rescale_factor: 1 / 255,
+    do_normalize: true, image_mean: [0.48145466, 0.4578275, 0.40821073], image_std: [0.26862954, 0.26130258, 0.27577711],
+    do_convert_rgb: true,
+  };
+}
+
+const IMAGE_MEAN = [0.48145466, 0.4578275, 0.40821073];
+const IMAGE_STD = [0.26862954, 0.26130258, 0.27577711];
+
+/** [B, 3, 64, 64] in [-1, 1] -> CLIP pixel values (the preprocessor's rescale and normalize; no resize at 64x64). */
+export function shapesClipPixels(images: Tensor): Tensor {
+  return tidy(() => {
+    const mean = fromBytes(new Uint8Array(new Float32Array(IMAGE_MEAN).buffer), [1, 3, 1, 1], 'float32', { device: images.device });
+    const std = fromBytes(new Uint8Array(new Float32Array(IMAGE_STD).buffer), [1, 3, 1, 1], 'float32', { device: images.device });
+    return images.float().add(1).div(2).sub(mean).div(std);
+  });
+}
+
+export interface ClipTrainSettings {
+  steps: number;
+  batchSize: number;
+  lr: number;
+  warmup: number;
+  weightDecay: number;
+  /** Share of full captions (the rest name a random non-empty subset of the attributes). */
+  full: number;
+  seed: number;
+}
+
+export const DEFAULT_CLIP_TRAIN_SETTINGS: ClipTrainSettings = { steps: 2500, batchSize: 128, lr: 1e-3, warmup: 150, weightDecay: 0.05, full: 0.4, seed: 0 };
+
+/** A caption for `spec` naming all attributes (p = full) or a random non-empty subset; and what it names. */
+function clipCaption(spec: ShapeSpec, rng: () => number, full: number): CaptionAttributes {
+  if (rng() < full) return { ...spec };
+  const mask = 1 + Math.floor(rng() * 31);
+  const attrs: Record<string, string> = {};
+  ATTRIBUTES.forEach((a, i) => { if ((mask >> i) & 1) attrs[a] = spec[a]; });
+  return attrs as CaptionAttributes;
+}
+
+/** 1 where caption j's named attributes all hold for image i: [B_img, B_txt]. */
+function matchMatrix(specs: ShapeSpec[], named: CaptionAttributes[], device: Device): Tensor {
+  const m = new Float32Array(specs.length * named.length);
+  specs.forEach((s, i) => named.forEach((n, j) => {
+    m[i * named.length + j] = (Object.keys(n) as AttributeName[]).every((a) => s[a] === n[a]) ? 1 : 0;
+  }));
+  return fromBytes(new Uint8Array(m.buffer), [specs.length, named.length], 'float32', { device });
+}
+
+/** -mean log(sum of softmax over the positives), per row. */
+function multiPositiveNce(logits: Tensor, positives: Tensor): Tensor {
+  return logits.softmax(1).mul(positives).sum(1).add(1e-8).log().neg().mean();
+}
+
+export function shapesClipTokenizer(): CLIPTokenizer {
+  const { vocab, merges } = buildShapesVocab();
+  return new CLIPTokenizer(new Map(Object.entries(vocab)), merges, { modelMaxLength: SHAPES_CLIP_MAX_LENGTH });
+}
+
+function lrAt(s: ClipTrainSettings, step: number): number {
+  if (step < s.warmup) return (s.lr * (step + 1)) / s.warmup;
+  const f = (step - s.warmup) / Math.max(1, s.steps - s.warmup);
+  return s.lr * (0.05 + 0.95 * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, f))));
+}
+
+export interface ClipTrainHooks {
+  onStep?: (step: number, total: number, loss: number) => void;
+  onLog?: (message: string) => void;
+  shouldStop?: () => boolean;
+}
+
+/** Per-attribute zero-shot accuracy: the value whose one-attribute caption ("a red shape", "a circle") scores highest. */
+export function zeroShotAccuracy(model: CLIPModel, tok: CLIPTokenizer, images: Tensor, specs: ShapeSpec[]): Record<AttributeName, number> {
+  const values: Record<AttributeName, readonly string[]> = { size: SIZES, color: OBJECT_COLORS, shape: SHAPES, position: POSITIONS, background: BACKGROUNDS };
+  return noGrad(() => tidy(() => {
+    const img = model.getImageFeatures(shapesClipPixels(images));
+    const imgN = img.div(img.square().sum(-1, { keepdim: true }).sqrt());
+    const out = {} as Record<AttributeName, number>;
+    for (const a of ATTRIBUTES) {
+      const texts = values[a].map((v) => captionOf({ [a]: v } as CaptionAttributes));
+      const txt = model.getTextFeatures(tok.call(texts).inputIds);
+      const txtN = txt.div(txt.square().sum(-1, { keepdim: true }).sqrt());
+      const pred = imgN.matmul(txtN.transpose(0, 1)).argmax(1).toArray() as number[];
+      out[a] = pred.filter((p, i) => values[a][p] === specs[i]![a]).length / specs.length;
+    }
+    return out;
+  }));
+}
+
+function writeAtomic(file: string, text: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}
+
+/**
+ * Trains (or resumes, from `dir`/checkpoint.safetensors) the domain CLIP. Batch k depends only on
+ * (seed, k). Returns the model (the caller disposes it).
+ */
+export async function trainShapesClip(dir: string, s: ClipTrainSettings, hooks: ClipTrainHooks = {}, device: Device = 'cpu'): Promise<{ model: CLIPModel; step: number }> {
+  mkdirSync(dir, { recursive: true });
+  const config = parseCLIPConfig(shapesClipConfig());
+  const model = new CLIPModel(config, { device, generator: new Generator(stepSeed(s.seed, 0, 300)) });
+  const tok = shapesClipTokenizer();
+  const params = model.train().requiresGrad_(true).namedParameters();
+  const opt = new optim.AdamW(params.map(([, p]) => p), { lr: s.lr, weightDecay: s.weightDecay });
+  const ckpt = path.join(dir, 'checkpoint.safetensors');
+  const state = path.join(dir, 'state.json');
+  let start = 0;
+  if (existsSync(ckpt) && existsSync(state)) {
+    const saved = JSON.parse(readFileSync(state, 'utf8')) as { step: number; settings: ClipTrainSettings };
+    if (JSON.stringify({ ...saved.settings, steps: 0 }) !== JSON.stringify({ ...s, steps: 0 })) throw new Error(`${dir} holds a run with other settings: train into a new folder`);
+    const t = loadSafetensors(ckpt, { device });
+    const m = new Map([...t].filter(([k]) => k.startsWith('model.')).map(([k, v]) => [k.slice(6), v]));
+    model.loadStateDict(m);
+    opt.loadStateDict({ kind: opt.kind, step: saved.step, hyper: {}, tensors: Object.fromEntries([...t].filter(([k]) => k.startsWith('optimizer.')).map(([k, v]) => [k.slice(10), v])) });
+    dispose([...t.values()]);
+    start = saved.step;
+    hooks.onLog?.(`resuming ${dir} at step ${start}/${s.steps}`);
+  }
+  const save = (step: number) => {
+    const tensors: Record<string, Tensor> = Object.fromEntries(params.map(([k, p]) => [`model.${k}`, p]));
+    for (const [k, t] of Object.entries(opt.stateDict().tensors)) tensors[`optimizer.${k}`] = t;
+    saveSafetensors(ckpt, tensors);
+    writeAtomic(state, `${JSON.stringify({ step, settings: s }, null, 2)}\n`);
+  };
+  let step = start;
+  try {
+    for (; step < s.steps && !hooks.shouldStop?.(); step++) {
+      const loss = tidy(() => {
+        opt.lr = lrAt(s, step);
+        const rng = mulberry32(stepSeed(s.seed, step, 301));
+        const specs = Array.from({ length: s.batchSize }, () => randomSpec(rng));
+        const named = specs.map((sp) => clipCaption(sp, rng, s.full));
+        const pixels = shapesClipPixels(renderBatch(specs, device));
+        const out = model.forward(tok.call(named.map(captionOf)).inputIds, pixels);
+        const pos = matchMatrix(specs, named, device); // [B_img, B_txt]
+        const l = multiPositiveNce(out.logitsPerImage, pos).add(multiPositiveNce(out.logitsPerText, pos.transpose(0, 1))).div(2);
+        l.backward();
+        optim.clipGradNorm(opt.params, 1).dispose();
+        opt.step();
+        opt.zeroGrad();
+        noGrad(() => tidy(() => void model.logit_scale.copy_(model.logit_scale.clamp(0, Math.log(100)))));
+        return l.item();
+      });
+      hooks.onStep?.(step + 1, s.steps, loss);
+      if ((step + 1) % 500 === 0 && step + 1 < s.steps) save(step + 1);
+      await new Promise((r) => setImmediate(r));
+    }
+    save(step);
+  } finally {
+    opt.disposeState();
+  }
+  model.eval().requiresGrad_(false);
+  return { model, step };
+}
+
+/** Writes the trained CLIP as a transformers CLIPModel folder (config, weights, tokenizer, preprocessor), atomically. */
+export function exportShapesClip(model: CLIPModel, outDir: string, meta: Record<string, unknown>): void {
+  const tmp = `${outDir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  saveSafetensors(path.join(tmp, 'model.safetensors'), Object.fromEntries(model.namedParameters().map(([k, p]) => [k, p])), { format: 'pt' });
+  writeFileSync(path.join(tmp, 'config.json'), `${JSON.stringify({ ...shapesClipConfig(), _imagic: meta }, null, 2)}\n`);
+  writeFileSync(path.join(tmp, 'preprocessor_config.json'), `${JSON.stringify(shapesClipPreprocessorConfig(), null, 2)}\n`);
+  writeShapesTokenizer(tmp);
+  writeFileSync(path.join(tmp, 'tokenizer_config.json'), `${JSON.stringify({ ...shapesTokenizerConfig(), model_max_length: SHAPES_CLIP_MAX_LENGTH }, null, 2)}\n`);
+  rmSync(outDir, { recursive: true, force: true });
+  renameSync(tmp, outDir);
+}
