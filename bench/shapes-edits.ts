@@ -1,30 +1,34 @@
-// The Shapes-64 edit benchmark (src/shapes/edit-benchmark.ts): 100 single-attribute edits with
-// Imagic (the 'shapes' preset; every eta of a sweep from one training per edit), SDEdit and DDIM
-// inversion. Results are appended per edit to a JSONL file, so an interrupted run resumes.
-// Usage: node dist/bench/shapes-edits.js [--model dir] [--per-kind 20] [--results file.jsonl]
-//   [--etas 0.5,...] [--steps-a n] [--steps-b n] [--lr-b x] [--json summary.json]
-//   [--shard i/n --threads 1]: run every n-th edit (one process per core is faster than one process
-//   with n threads for these small models); then --summary-only prints the table.
+// The Shapes-64 edit benchmark (src/shapes/edit-benchmark.ts): 100 single-attribute edits with Imagic
+// (the 'shapes' preset; one training per edit, every eta x seed candidate, and the automatic choice
+// `imagic edit` makes by default), SDEdit at strengths 0.3-0.8 and DDIM inversion with and without the
+// input's caption. Outputs are graded by the domain evaluator and scored with the domain CLIP
+// (alignment: CLIP score to the target; preservation: CLIP-I to the input). Results are appended per
+// edit to a JSONL file, so an interrupted run resumes.
+// Usage: node dist/bench/shapes-edits.js [--model dir] [--clip dir] [--per-kind 20] [--results file.jsonl]
+//   [--json summary.json] [--plot fig9.png] [--shard i/n --threads 1] [--summary-only]
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { keep, noGrad, setNumThreads } from '../src/engine/index.js';
+import { CLIPScorer } from '../src/metrics/index.js';
 import { loadStableDiffusion } from '../src/pipelines/index.js';
+import { AUTO_ETAS, clipCandidateScorer, DEFAULT_AUTO_RULE } from '../src/pipelines/imagic/auto.js';
 import { resolveSettings } from '../src/pipelines/imagic/presets.js';
-import { editBenchmarkCases, runEditCase, summarize, type CaseResult } from '../src/shapes/edit-benchmark.js';
+import { editBenchmarkCases, runEditCase, summarize, type BenchmarkSettings, type CaseResult } from '../src/shapes/edit-benchmark.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { values: a } = parseArgs({ options: {
   model: { type: 'string', default: path.join(root, 'models', 'shapes-64') },
+  clip: { type: 'string' },
   'per-kind': { type: 'string', default: '20' },
+  'case-seed': { type: 'string', default: '2026' },
   results: { type: 'string', default: path.join(root, 'bench', 'results', 'shapes-edits.jsonl') },
-  etas: { type: 'string', default: '0.6,0.8,1.0,1.2,1.4' },
-  'steps-a': { type: 'string' },
-  'steps-b': { type: 'string' },
-  'lr-a': { type: 'string' },
-  'lr-b': { type: 'string' },
-  strength: { type: 'string', default: '0.6' },
+  etas: { type: 'string', default: AUTO_ETAS.join(',') },
+  seeds: { type: 'string', default: '0,1,2,3' },
+  strengths: { type: 'string', default: '0.3,0.4,0.5,0.6,0.7,0.8' },
+  tolerance: { type: 'string' },
+  'steps-a': { type: 'string' }, 'lr-a': { type: 'string' }, 'steps-b': { type: 'string' }, 'lr-b': { type: 'string' },
   json: { type: 'string' },
   fresh: { type: 'boolean', default: false },
   shard: { type: 'string', default: '0/1' },
@@ -33,21 +37,17 @@ const { values: a } = parseArgs({ options: {
 } });
 if (a.threads) setNumThreads(Number(a.threads));
 const [shard, shards] = a.shard!.split('/').map(Number) as [number, number];
-const imagic = resolveSettings('shapes', {
-  stepsA: a['steps-a'] ? Number(a['steps-a']) : undefined,
-  stepsB: a['steps-b'] ? Number(a['steps-b']) : undefined,
-  lrA: a['lr-a'] ? Number(a['lr-a']) : undefined,
-  lrB: a['lr-b'] ? Number(a['lr-b']) : undefined,
-});
-const etas = a.etas!.split(',').map(Number);
-if (!etas.some((e) => e.toFixed(2) === imagic.eta.toFixed(2))) etas.push(imagic.eta);
-etas.sort((x, y) => x - y);
-const settings = { imagic, etas, sdeditStrength: Number(a.strength), steps: imagic.steps, guidanceScale: imagic.guidanceScale, seed: 0 };
-const key = JSON.stringify({ model: path.resolve(a.model!), settings });
+const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+const imagic = resolveSettings('shapes', { stepsA: num(a['steps-a']), lrA: num(a['lr-a']), stepsB: num(a['steps-b']), lrB: num(a['lr-b']) });
+const list = (v: string) => v.split(',').map(Number);
+const settings: BenchmarkSettings = {
+  imagic, etas: list(a.etas!), seeds: list(a.seeds!), rule: a.tolerance ? { tolerance: Number(a.tolerance) } : DEFAULT_AUTO_RULE,
+  sdeditStrengths: list(a.strengths!), steps: imagic.steps, guidanceScale: imagic.guidanceScale, seed: 0,
+};
+const clipDir = a.clip ?? path.join(a.model!, 'clip');
+const key = JSON.stringify({ model: path.resolve(a.model!), clip: path.resolve(clipDir), settings, cases: a['case-seed'] });
 
-const sd = await loadStableDiffusion(a.model!);
-const original = new Map(sd.unet.namedParameters().map(([k, t]) => [k, keep(noGrad(() => t.clone()))]));
-const cases = editBenchmarkCases(Number(a['per-kind']));
+const cases = editBenchmarkCases(Number(a['per-kind']), Number(a['case-seed']));
 const done = new Map<number, CaseResult>();
 if (existsSync(a.results!) && !a.fresh) {
   for (const line of readFileSync(a.results!, 'utf8').split('\n').filter(Boolean)) {
@@ -57,13 +57,21 @@ if (existsSync(a.results!) && !a.fresh) {
 }
 if (done.size > 0) console.error(`resuming: ${done.size} of ${cases.length} edits already in ${a.results}`);
 const t0 = Date.now();
-for (const c of cases) {
-  if (done.has(c.id) || c.id % shards !== shard || a['summary-only']) continue;
-  const r = await runEditCase(sd, c, settings, original);
-  done.set(c.id, r);
-  appendFileSync(a.results!, `${JSON.stringify({ key, result: r })}\n`);
-  const best = Object.entries(r.imagic).filter(([, o]) => o.success && o.preserved).map(([e]) => e);
-  console.error(`${done.size}/${cases.length} ${c.kind.padEnd(10)} "${c.target}": imagic ok at [${best.join(' ')}], sdedit ${r.sdedit.success ? 'S' : '-'}${r.sdedit.preserved ? 'P' : '-'}, ddim-inv ${r.ddimInversion.success ? 'S' : '-'}${r.ddimInversion.preserved ? 'P' : '-'} (${r.seconds.imagic.toFixed(1)} s)`);
+if (!a['summary-only'] && cases.some((c) => !done.has(c.id) && c.id % shards === shard)) {
+  const sd = await loadStableDiffusion(a.model!);
+  const clip = await CLIPScorer.load(clipDir);
+  const scorer = clipCandidateScorer(clip, path.basename(clipDir));
+  const original = new Map(sd.unet.namedParameters().map(([k, t]) => [k, keep(noGrad(() => t.clone()))]));
+  for (const c of cases) {
+    if (done.has(c.id) || c.id % shards !== shard) continue;
+    const r = await runEditCase(sd, c, settings, original, scorer);
+    done.set(c.id, r);
+    appendFileSync(a.results!, `${JSON.stringify({ key, result: r })}\n`);
+    const flag = (o: { success: boolean; preserved: boolean }) => `${o.success ? 'S' : '-'}${o.preserved ? 'P' : '-'}`;
+    const right = Object.entries(r.imagic).filter(([, o]) => o.success && o.preserved).length;
+    const auto = r.imagic[`${r.auto.eta.toFixed(2)}/${r.auto.seed}`]!;
+    console.error(`${done.size}/${cases.length} ${c.kind.padEnd(10)} "${c.target}": auto eta ${r.auto.eta} seed ${r.auto.seed} ${flag(auto)} (${right}/${Object.keys(r.imagic).length} candidates right), sdedit ${Object.values(r.sdedit).map(flag).join(' ')}, ddim-inv ${flag(r.ddimInversion.empty)} ${flag(r.ddimInversion.caption)} (train ${r.seconds.imagicTrain.toFixed(1)} s, render ${r.seconds.imagicRender.toFixed(1)} s)`);
+  }
 }
 // With shards, each process runs its share; the summary waits for every edit.
 if (cases.some((c) => !done.has(c.id))) {
@@ -71,13 +79,19 @@ if (cases.some((c) => !done.has(c.id))) {
   process.exit(0);
 }
 const results = cases.map((c) => done.get(c.id)!);
-const s = summarize(results, imagic.eta, etas);
+const s = summarize(results, settings);
 const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
-console.log(`\n${s.cases} edits, model ${a.model}; Imagic ${imagic.stepsA} A (lr ${imagic.lrA}) + ${imagic.stepsB} B (lr ${imagic.lrB}) steps, ${imagic.steps} DDIM steps, guidance ${imagic.guidanceScale}; SDEdit strength ${settings.sdeditStrength}; this run ${((Date.now() - t0) / 60000).toFixed(1)} min\n`);
-console.log('| method | success | preserved | both | both, per kind (color / shape / size / position / background) |');
-console.log('| --- | --- | --- | --- | --- |');
+const f = (x: number | undefined, d = 2) => (x === undefined ? '' : x.toFixed(d));
+console.log(`\n${s.cases} edits, model ${path.relative(root, a.model!) || a.model}; Imagic ${imagic.stepsA} A (lr ${imagic.lrA}) + ${imagic.stepsB} B (lr ${imagic.lrB}) steps, ${imagic.steps} DDIM steps, guidance ${imagic.guidanceScale}; candidates: etas ${settings.etas.join(', ')} x seeds ${settings.seeds.join(', ')}; rule: tolerance ${settings.rule.tolerance}; metrics: CLIP score and CLIP-I of ${path.basename(clipDir)}\n`);
+console.log('| method | success | preserved | both | both per kind: color / shape / size / position / background | CLIP score | CLIP-I |');
+console.log('| --- | --- | --- | --- | --- | --- | --- |');
 for (const [m, r] of Object.entries(s.methods)) {
-  console.log(`| ${m} | ${pct(r.success)} | ${pct(r.preserved)} | ${pct(r.both)} | ${Object.values(r.perKind).map((k) => pct(k.both)).join(' / ')} |`);
+  console.log(`| ${m} | ${pct(r.success)} | ${pct(r.preserved)} | ${pct(r.both)} | ${Object.values(r.perKind).map((k) => pct(k.both)).join(' / ')} | ${f(r.alignment)} | ${f(r.preservation, 3)} |`);
 }
-console.log(`\nImagic, both, by eta: ${Object.entries(s.imagicByEta).map(([e, v]) => `${e}: ${pct(v)}`).join(', ')}`);
+console.log(`\nthe rule's hit rate (of the edits where some candidate is right, how often it picks a right one): ${pct(s.ruleHitRate)}`);
+console.log(`Imagic by eta (both at seed ${settings.seeds[0]}; mean CLIP score / CLIP-I over all seeds): ${Object.entries(s.imagicByEta).map(([e, v]) => `${e}: ${pct(v.both)} (${f(v.alignment)} / ${f(v.preservation, 3)})`).join(', ')}`);
+console.log(`SDEdit by strength: ${Object.entries(s.sdeditByStrength).map(([e, v]) => `${e}: ${pct(v.both)} (${f(v.alignment)} / ${f(v.preservation, 3)})`).join(', ')}`);
+console.log(`DDIM inversion: empty prompt ${pct(s.ddimInversion.empty.both)} (${f(s.ddimInversion.empty.alignment)} / ${f(s.ddimInversion.empty.preservation, 3)}), input's caption ${pct(s.ddimInversion.caption.both)} (${f(s.ddimInversion.caption.alignment)} / ${f(s.ddimInversion.caption.preservation, 3)})`);
+const sec = (k: keyof CaseResult['seconds']) => (results.reduce((acc, r) => acc + r.seconds[k], 0) / results.length).toFixed(1);
+console.log(`mean seconds per edit: Imagic training ${sec('imagicTrain')}, candidates ${sec('imagicRender')}, SDEdit (all strengths) ${sec('sdedit')}, DDIM inversion (both) ${sec('ddimInversion')}; this run ${((Date.now() - t0) / 60000).toFixed(1)} min`);
 if (a.json) writeFileSync(a.json, `${JSON.stringify({ settings, ...s }, null, 2)}\n`);

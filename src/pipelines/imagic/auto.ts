@@ -107,3 +107,26 @@ export async function autoChoose(sd: StableDiffusion, emb: Embeddings, o: AutoOp
   }
   return { candidates, choice: chooseCandidate(candidates, o.rule) };
 }
+
+/** What a CLIP scorer (src/metrics' CLIPScorer) offers: per-pair CLIP score and CLIP-I. */
+export interface ClipLike {
+  clipScore(images: Tensor, texts: string[]): number[];
+  clipI(imagesA: Tensor, imagesB: Tensor): number[];
+}
+
+/** The candidate scorer of a CLIP: alignment = CLIP score to the text, preservation = CLIP-I to the input. */
+export function clipCandidateScorer(clip: ClipLike, clipName: string): CandidateScorer {
+  return {
+    names: { alignment: `CLIP score (${clipName})`, preservation: `CLIP-I to the input (${clipName})` },
+    alignment: (images, text) => clip.clipScore(images, Array<string>(images.shape[0]!).fill(text)),
+    preservation: (images, input) => {
+      const n = images.shape[0]!;
+      const rep = input.expand(n, -1, -1, -1);
+      try {
+        return clip.clipI(images, rep);
+      } finally {
+        rep.dispose();
+      }
+    },
+  };
+}
