@@ -10,8 +10,8 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { dispose, setNumThreads, tidy } from '../src/engine/index.js';
 import { loadSafetensors } from '../src/io/safetensors.js';
-import { chooseCandidate, type Candidate } from '../src/pipelines/imagic/auto.js';
-import { loadShapesClipScorer } from '../src/shapes/clip-scorer.js';
+import { CLIPScorer } from '../src/metrics/index.js';
+import { chooseCandidate, clipCandidateScorer, type Candidate } from '../src/pipelines/imagic/auto.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { values: a } = parseArgs({ options: {
@@ -23,13 +23,15 @@ const { values: a } = parseArgs({ options: {
   threads: { type: 'string' },
 } });
 if (a.threads) setNumThreads(Number(a.threads));
-const scorer = loadShapesClipScorer(a.clip!);
+const scorer = clipCandidateScorer(await CLIPScorer.load(a.clip!), path.basename(a.clip!));
 const tolerances = a.tolerances!.split(',').map(Number);
 for (const sweep of a.sweep ?? []) {
   const rows = readFileSync(path.join(sweep, 'results.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: number; kind: string; target: string; etas: number[]; seeds: number[]; ok: Record<string, [boolean, boolean]> });
   const wantSeeds = a.seeds ? a.seeds.split(',').map(Number) : null;
   const wantEtas = a.etas ? a.etas.split(',').map(Number) : null;
   const hits = new Map<number, number>();
+  const linHits = new Map<number, number>();
+  const lambdas = [0.25, 0.5, 1, 2, 4, 8];
   let oracle = 0;
   const perKind = new Map<string, { n: number; hit: Map<number, number> }>();
   const byEta = new Map<string, number>();
@@ -60,6 +62,11 @@ for (const sweep of a.sweep ?? []) {
       hits.set(tol, (hits.get(tol) ?? 0) + good);
       k.hit.set(tol, (k.hit.get(tol) ?? 0) + good);
     }
+    // An alternative family, for comparison: the highest preservation + lambda * alignment / 100.
+    for (const lam of lambdas) {
+      const best = cands.reduce((b, c) => (c.preservation + (lam * c.alignment) / 100 > b.preservation + (lam * b.alignment) / 100 ? c : b));
+      linHits.set(lam, (linHits.get(lam) ?? 0) + (best.good ? 1 : 0));
+    }
     perKind.set(r.kind, k);
   }
   const n = rows.length;
@@ -67,4 +74,5 @@ for (const sweep of a.sweep ?? []) {
   for (const tol of tolerances) {
     console.log(`  tolerance ${String(tol).padStart(4)}: chosen right ${hits.get(tol)}/${n}  (${[...perKind].map(([kind, k]) => `${kind} ${k.hit.get(tol)}/${k.n}`).join(', ')})`);
   }
+  console.log(`  (preservation + lambda * alignment / 100: ${lambdas.map((l) => `lambda ${l}: ${linHits.get(l)}/${n}`).join(', ')})`);
 }

@@ -3,7 +3,7 @@
 // renders every eta x seed candidate, reads each back with the domain evaluator, and keeps the
 // candidates (uint8, per edit) so that selection rules can be scored later without re-rendering.
 // Usage: node dist/bench/shapes-sweep.js --name NAME [--steps-a n --lr-a x --steps-b n --lr-b x --train all|attention]
-//   [--per-kind 4] [--case-seed 7] [--etas 0.4,...] [--seeds 0,1,2,3] [--guidance 7.5] [--shard i/n] [--threads 1]
+//   [--per-kind 4] [--case-seed 7] [--etas 0.4,...] [--seeds 0,1,2,3] (seed -1: the input's DDIM-inverted noise) [--guidance 7.5] [--shard i/n] [--threads 1]
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -13,7 +13,7 @@ import { imageToTensor, tensorToImages } from '../src/io/image-tensor.js';
 import { saveSafetensors } from '../src/io/safetensors.js';
 import { loadStableDiffusion, encodePrompt } from '../src/pipelines/index.js';
 import { resolveSettings } from '../src/pipelines/imagic/presets.js';
-import { encodeImage, generatorNoise, renderEtas, stageA, stageB } from '../src/pipelines/imagic/stages.js';
+import { encodeImage, generatorNoise, invertedNoise, renderEtas, stageA, stageB } from '../src/pipelines/imagic/stages.js';
 import { editBenchmarkCases } from '../src/shapes/edit-benchmark.js';
 import { checkEdit, readAttributes } from '../src/shapes/evaluate.js';
 import { renderShape } from '../src/shapes/render.js';
@@ -61,8 +61,9 @@ for (const c of cases) {
   const ok: Record<string, [boolean, boolean]> = {};
   const all: Tensor[] = [];
   const inRead = readAttributes(input);
+  const inverted = seeds.includes(-1) ? invertedNoise(sd, latent, a0.eOpt, s.steps) : undefined;
   for (const seed of seeds) {
-    const imgs = await renderEtas(sd, { eTgt, eOpt: a0.eOpt, eUncond }, { etas, seed, steps: s.steps, guidanceScale: s.guidanceScale });
+    const imgs = await renderEtas(sd, { eTgt, eOpt: a0.eOpt, eUncond }, { etas, seed, steps: s.steps, guidanceScale: s.guidanceScale, noise: seed === -1 ? inverted : undefined });
     tensorToImages(imgs).forEach((im, i) => {
       const r = checkEdit(inRead, readAttributes(im), c.target);
       ok[`${etas[i]!.toFixed(2)}/${seed}`] = [r.success, r.preserved];
@@ -73,7 +74,7 @@ for (const c of cases) {
   const tC = Date.now();
   const pack = stack(all).view(seeds.length, etas.length, 64, 64, 3);
   saveSafetensors(path.join(dir, `case-${c.id}.safetensors`), { candidates: pack, input: fromBytes(input.data, [64, 64, 3], 'uint8') });
-  dispose([pack, ...all, image, latent, eTgt, eUncond, a0.eOpt]);
+  dispose([pack, ...all, image, latent, eTgt, eUncond, a0.eOpt, ...(inverted ? [inverted] : [])]);
   noGrad(() => { for (const [k, p] of sd.unet.namedParameters()) p.copy_(original.get(k)!); });
   appendFileSync(results, `${JSON.stringify({ id: c.id, kind: c.kind, target: c.target, etas, seeds, ok, seconds: { A: (tA - t0) / 1000, B: (tB - tA) / 1000, C: (tC - tB) / 1000 }, settings: s })}\n`);
   const good = Object.entries(ok).filter(([, v]) => v[0] && v[1]).map(([k]) => k);

@@ -12,6 +12,8 @@ export interface ImagicSettings {
   steps: number;
   guidanceScale: number;
   eta: number;
+  /** The candidate etas of the automatic choice (`--eta auto`): rendered from one training, scored, one chosen. */
+  autoEtas: readonly number[];
   /** Seed of the training noise and timesteps (sampling seeds are chosen per render). */
   seed: number;
   /** Use a sample of the VAE posterior instead of its mean as the image latent (diffusers does). */
@@ -26,7 +28,7 @@ export interface ImagicSettings {
 
 export type PresetName = 'default' | 'thorough' | 'fast' | 'shapes';
 
-const base = { guidanceScale: 7.5, steps: 50, eta: 0.7, seed: 0, sampleLatent: false, mixedPrecision: 'no', train: 'all', lrA: 1e-3, lrB: 2e-6, checkpointEvery: 100, gradientCheckpointing: false } as const;
+const base = { guidanceScale: 7.5, steps: 50, eta: 0.7, autoEtas: [0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4], seed: 0, sampleLatent: false, mixedPrecision: 'no', train: 'all', lrA: 1e-3, lrB: 2e-6, checkpointEvery: 100, gradientCheckpointing: false } as const;
 
 /**
  * - default: 500 A + 1000 B steps, lr 1e-3 / 2e-6, guidance 7.5, 50 DDIM steps, eta 0.7: the settings
@@ -66,6 +68,7 @@ export function resolveSettings(preset: PresetName = 'default', overrides: Parti
   }
   if (!Number.isFinite(s.guidanceScale)) throw new RangeError(`guidanceScale must be a number, got ${s.guidanceScale}`);
   if (!Number.isFinite(s.eta)) throw new RangeError(`eta must be a number, got ${s.eta}`);
+  if (!Array.isArray(s.autoEtas) || s.autoEtas.length === 0 || !s.autoEtas.every(Number.isFinite)) throw new RangeError(`autoEtas must be a non-empty list of numbers, got ${JSON.stringify(s.autoEtas)}`);
   if (!['all', 'attention'].includes(s.train)) throw new RangeError(`train must be 'all' or 'attention', got '${s.train}'`);
   if (!['no', 'bf16', 'fp16'].includes(s.mixedPrecision)) throw new RangeError(`mixedPrecision must be no, bf16 or fp16, got '${s.mixedPrecision}'`);
   return s;

@@ -8,6 +8,7 @@ import { checkpointedBackward } from '../../nn/index.js';
 import type { StableDiffusion } from '../stable-diffusion.js';
 import { text2img } from '../text2img.js';
 import { encodeImage as encodeImageLatent } from '../img2img.js';
+import { invertDDIM } from '../ddim-inversion.js';
 
 /** Lets signal handlers and timers run between steps (Ctrl-C stops at a step boundary). */
 export function yieldToEventLoop(): Promise<void> {
@@ -216,14 +217,15 @@ export async function renderEdit(sd: StableDiffusion, e: { eTgt: Tensor; eOpt: T
 
 /**
  * Stage C for several etas at once, in one batch: the same starting noise (drawn as a single render
- * with `seed` draws it) for every eta. Returns images [E, 3, H, W] in the order of `etas`.
+ * with `seed` draws it, or `noise` [1, 4, h, w] when given) for every eta. Returns images [E, 3, H, W]
+ * in the order of `etas`.
  */
-export async function renderEtas(sd: StableDiffusion, e: { eTgt: Tensor; eOpt: Tensor; eUncond: Tensor }, o: Omit<RenderOptions, 'eta' | 'latents'> & { etas: number[] }, size?: { width: number; height: number }): Promise<Tensor> {
+export async function renderEtas(sd: StableDiffusion, e: { eTgt: Tensor; eOpt: Tensor; eUncond: Tensor }, o: Omit<RenderOptions, 'eta' | 'latents'> & { etas: readonly number[]; noise?: Tensor }, size?: { width: number; height: number }): Promise<Tensor> {
   const height = size?.height ?? (sd.unet.config.sample_size ?? 64) * 8;
   const width = size?.width ?? (sd.unet.config.sample_size ?? 64) * 8;
   const n = o.etas.length;
   const [cond, uncond, latents] = noGrad(() => tidy(() => {
-    const noise = randn([1, sd.unet.config.in_channels, height / 8, width / 8], { generator: new Generator(o.seed ?? 0), device: sd.device, dtype: sd.dtype });
+    const noise = o.noise?.to({ dtype: sd.dtype, device: sd.device }) ?? randn([1, sd.unet.config.in_channels, height / 8, width / 8], { generator: new Generator(o.seed ?? 0), device: sd.device, dtype: sd.dtype });
     return [
       cat(o.etas.map((eta) => interpolateEmbedding(e.eTgt, e.eOpt, eta))).to({ dtype: sd.dtype, device: sd.device }), // [E, 77, D]
       e.eUncond.to({ dtype: sd.dtype, device: sd.device }).expand(n, -1, -1).contiguous(),
@@ -236,5 +238,21 @@ export async function renderEtas(sd: StableDiffusion, e: { eTgt: Tensor; eOpt: T
     return r.images;
   } finally {
     dispose([cond, uncond, latents]);
+  }
+}
+
+/**
+ * The input's own starting noise: DDIM inversion of the image latent through the fine-tuned UNet at
+ * e_opt (no guidance), which that UNet was trained to reconstruct. Sampling from it keeps the
+ * input's layout more than fresh noise does. [1, 4, h, w]
+ */
+export function invertedNoise(sd: StableDiffusion, latent: Tensor, eOpt: Tensor, steps: number): Tensor {
+  const cond = noGrad(() => eOpt.to({ dtype: sd.dtype, device: sd.device, copy: true }));
+  try {
+    const inv = invertDDIM(sd, { imageLatents: latent, promptEmbeds: cond, steps, guidanceScale: 1 });
+    inv.imageLatents.dispose();
+    return inv.latents;
+  } finally {
+    cond.dispose();
   }
 }
