@@ -1,13 +1,17 @@
 // `imagic demo` (npm run demo): an Imagic edit on the embedded Shapes-64 model, end to end. Renders
 // an input (a large red circle on the left, on white), edits it to "a red square" with the same code
-// as `imagic edit`, writes the input, the output and an eta contact sheet, and prints what the
-// domain's evaluator reads in the input and the output.
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+// as `imagic edit` (the automatic choice of eta and seed by CLIP score and CLIP-I, with the model's
+// own CLIP), writes the input, the output, the candidates and their scores, and prints what the
+// domain's evaluator reads in the input, the output and every candidate.
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { readImage, writePng } from '../io/image.js';
+import { contactSheet } from '../io/sheet.js';
 import { captionOf, checkEdit, nominalSpec, readAttributes, renderShape, type ReadResult, type ShapeAttributes } from '../shapes/index.js';
-import { resolveSettings } from '../pipelines/imagic/index.js';
+import { AUTO_ETAS, resolveSettings } from '../pipelines/imagic/index.js';
+import { AUTO_SEEDS } from './auto.js';
 import { edit } from './edit.js';
+import { formatEta, formatScoreTable } from './metrics.js';
 import { logger } from './model.js';
 
 export interface DemoArgs {
@@ -22,7 +26,6 @@ export interface DemoArgs {
 
 export const DEMO_INPUT: ShapeAttributes = { shape: 'circle', color: 'red', size: 'large', position: 'left', background: 'white' };
 export const DEMO_TARGET = 'a red square';
-export const DEMO_ETAS = [0.6, 0.8, 1.0, 1.2, 1.4];
 
 function describe(r: ReadResult): string {
   if (r.attributes === null) return `unreadable (${r.reason})`;
@@ -38,37 +41,53 @@ export async function demo(a: DemoArgs): Promise<{ ok: boolean; files: Record<st
   const files = {
     input: path.join(a.outputDir, 'input.png'),
     output: path.join(a.outputDir, 'output.png'),
-    sheet: path.join(a.outputDir, 'etas.png'),
+    sheet: path.join(a.outputDir, 'candidates.png'),
     session: path.join(a.outputDir, 'session.imagic'),
   };
   await writePng(files.input, renderShape(nominalSpec(a.input)));
   const settings = resolveSettings('shapes');
-  log(`imagic demo: "${captionOf(a.input)}" -> "${a.target}" on the embedded Shapes-64 model (${settings.stepsA} stage A + ${settings.stepsB} stage B steps, then etas ${DEMO_ETAS.join(', ')})`);
+  log(`imagic demo: "${captionOf(a.input)}" -> "${a.target}" on the embedded Shapes-64 model (${settings.stepsA} stage A + ${settings.stepsB} stage B steps, then the automatic choice among etas ${AUTO_ETAS[0]}-${AUTO_ETAS[AUTO_ETAS.length - 1]} x seeds ${AUTO_SEEDS.join(',')})`);
+  // The same path as `imagic edit` (--eta auto, the default).
   const r = await edit(files.input, a.target, {
     model: a.model, dtype: 'float32', device: a.device, threads: a.threads, quiet: a.quiet,
-    preset: 'shapes', output: files.sheet, etas: DEMO_ETAS, seeds: [0], session: files.session, force: true, restart: true,
+    preset: 'shapes', output: files.output, session: files.session, force: true, restart: true,
   });
-  if (r.interrupted) return { ok: false, files };
-  const chosen = r.outputs.find((f) => f.includes(`eta${settings.eta.toFixed(2)}-`))!;
-  copyFileSync(chosen, files.output);
+  if (r.interrupted || !r.report?.choice) return { ok: false, files };
+  const report = r.report;
+  const choice = report.choice!;
+  const out = (m: string) => process.stdout.write(`${m}\n`);
+  if (a.quiet) out(formatScoreTable(report)); // otherwise edit printed it
+
+  // The candidates as a sheet: rows seeds, columns etas.
+  const etas = [...new Set(report.candidates.map((c) => c.eta))].sort((x, y) => x - y);
+  const seeds = [...new Set(report.candidates.map((c) => c.seed))];
+  const byKey = new Map(report.candidates.map((c) => [`${c.eta}/${c.seed}`, c]));
+  const rows = await Promise.all(seeds.map((s) => Promise.all(etas.map((e) => readImage(byKey.get(`${e}/${s}`)!.file)))));
+  await writePng(files.sheet, await contactSheet(rows, { rowLabels: seeds.map((s) => `seed ${s}`), colLabels: etas.map((e) => `eta ${formatEta(e)}`) }));
 
   const input = readAttributes(await readImage(files.input));
   const output = readAttributes(await readImage(files.output));
   const check = checkEdit(input, output, a.target);
-  const out = (m: string) => process.stdout.write(`${m}\n`);
   out('');
   out(`evaluator, input:   ${describe(input)}`);
-  out(`evaluator, output:  ${describe(output)}   (eta ${settings.eta})`);
+  out(`evaluator, output:  ${describe(output)}   (eta ${formatEta(choice.eta)}, seed ${choice.seed}: ${report.metrics.alignment} ${choice.alignment.toFixed(2)}, ${report.metrics.preservation} ${choice.preservation.toFixed(4)})`);
   out(`edit "${a.target}": ${check.success ? 'succeeded' : `failed (${check.failed.join(', ') || check.reason})`}; ${check.preserved ? 'the rest preserved' : `changed: ${check.changed.join(', ') || check.reason}`}`);
-  for (const f of r.outputs.filter((o) => o !== files.sheet)) {
-    const eta = /eta([\d.]+)-/.exec(f)?.[1];
-    const c = checkEdit(input, readAttributes(await readImage(f)), a.target);
-    out(`  eta ${eta}: ${c.success ? 'success' : 'no edit'}, ${c.preserved ? 'preserved' : `changed ${c.changed.join(', ')}`}`);
+  // What the evaluator reads in every candidate: how often the rule's pick could have done better.
+  const perEta = etas.map((e) => ({ e, n: 0, ok: 0, kept: 0 }));
+  for (const c of report.candidates) {
+    const k = checkEdit(input, readAttributes(await readImage(c.file)), a.target);
+    const row = perEta.find((p) => p.e === c.eta)!;
+    row.n++;
+    if (k.success) row.ok++;
+    if (k.success && k.preserved) row.kept++;
   }
+  const total = perEta.reduce((t, p) => ({ ok: t.ok + p.ok, kept: t.kept + p.kept }), { ok: 0, kept: 0 });
+  out(`evaluator, all ${report.candidates.length} candidates: ${total.ok} edited, ${total.kept} edited with the rest preserved; by eta (edited/preserved of ${seeds.length}): ${perEta.map((p) => `${formatEta(p.e)} ${p.ok}/${p.kept}`).join(', ')}`);
   out('');
   out(`input:         ${files.input}`);
-  out(`output:        ${files.output}`);
-  out(`eta sheet:     ${files.sheet} (each eta also as ${path.join(a.outputDir, 'etas-eta*.png')})`);
+  out(`output:        ${files.output} (the automatic choice)`);
+  out(`candidates:    ${files.sheet} (rows: seeds, columns: etas; each also in ${path.join(a.outputDir, 'output-candidates')})`);
+  out(`scores:        ${r.outputs.filter((f) => f !== files.output).join(', ')}`);
   out(`session:       ${files.session} (imagic render ${files.session} --eta 1.0,1.2 -o more.png)`);
   out(`demo took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   return { ok: check.success && check.preserved, files };

@@ -1,22 +1,31 @@
 // `imagic edit` and `imagic render`: an Imagic edit with its session, and more renders from a session.
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { dispose, type Tensor } from '../engine/index.js';
 import { imageToTensor, prepareImage, readImage, tensorToImage, writePng, type RgbImage } from '../io/image.js';
 import { contactSheet } from '../io/sheet.js';
 import { disposeStableDiffusion, type StableDiffusion } from '../pipelines/index.js';
-import { EditSession, etaWarning, openForRender, renderGrid, resolveSettings, runEdit, type EditInputs, type EditResult, type Embeddings, type ImagicSettings, type PresetName } from '../pipelines/imagic/index.js';
-import { checkOutputs, interruptFlag, withSuffix } from './options.js';
+import { EditSession, etaWarning, openForRender, renderGrid, resolveSettings, runEdit, type Candidate, type CandidateScorer, type EditInputs, type EditResult, type Embeddings, type ImagicSettings, type PresetName } from '../pipelines/imagic/index.js';
+import { interruptFlag } from './options.js';
+import { checkPlan, finishReport, gridKey, metricsReport, planRender, renderAuto, saveSessionInput, loadSessionInput, scoreImage, type EtaSpec, type RenderPlan, type ReportContext } from './auto.js';
+import { formatEta, loadCandidateScorer, type ClipSource, type MetricsReport } from './metrics.js';
 import { stepProgress, type StepProgress } from './progress.js';
 import { loadModel, logger, type ModelArgs } from './model.js';
 import { captionWarnings, imageDomainWarning, isShapesModel } from '../shapes/domain.js';
 
 export interface RenderArgs {
   output: string;
-  etas?: number[];
-  seeds: number[];
+  /** Numbers, or 'auto' (edit and compare: the default). */
+  etas?: EtaSpec;
+  /** Default: [0], or AUTO_SEEDS with --eta auto. */
+  seeds?: number[];
   steps?: number;
   guidance?: number;
   force?: boolean;
+  /** Score what is rendered (CLIP score, CLIP-I) and write the report; implied by --eta auto. */
+  metrics?: boolean;
+  /** The CLIP for the scores (default: <model>/clip, else CLIP ViT-L/14 from the Hub). */
+  clipModel?: string;
 }
 
 export interface EditArgs extends ModelArgs, RenderArgs {
@@ -36,48 +45,59 @@ export interface EditArgs extends ModelArgs, RenderArgs {
   restart?: boolean;
 }
 
-/** The files a render writes: one image, or one per eta and seed plus the contact sheet at `output`. */
-export function renderOutputs(output: string, etas: number[], seeds: number[]): { single: boolean; files: Map<string, string>; sheet: string | null } {
-  const files = new Map<string, string>();
-  const single = etas.length === 1 && seeds.length === 1;
-  for (const seed of seeds) for (const eta of etas) files.set(`${eta}/${seed}`, single ? output : withSuffix(output, `eta${eta.toFixed(2)}-seed${seed}`));
-  return { single, files, sheet: single ? null : output };
-}
-
-/** Renders etas x seeds from trained embeddings; writes the images and, for a sweep, the labelled sheet. */
-export async function renderAll(sd: StableDiffusion, emb: Embeddings, settings: ImagicSettings, r: RenderArgs, log: (m: string) => void, quiet?: boolean): Promise<string[]> {
-  const etas = r.etas ?? [settings.eta];
-  for (const eta of etas) {
+/** Renders the plan's etas x seeds from trained embeddings; writes the images and, for a sweep, the labelled sheet. With a scorer, scores each image. */
+export async function renderAll(sd: StableDiffusion, emb: Embeddings, p: RenderPlan, r: { steps: number; guidance: number }, log: (m: string) => void, quiet?: boolean, score?: { scorer: CandidateScorer; target: string; input: Tensor }): Promise<{ written: string[]; scored: { candidate: Candidate; file: string }[] }> {
+  for (const eta of p.etas) {
     const w = etaWarning(eta);
     if (w) log(`warning: ${w}`);
   }
-  const out = renderOutputs(r.output, etas, r.seeds);
-  const steps = r.steps ?? settings.steps;
-  const guidance = r.guidance ?? settings.guidanceScale;
   const grid = new Map<string, RgbImage>();
-  const bar = stepProgress('render', etas.length * r.seeds.length * steps, quiet);
+  const scored: { candidate: Candidate; file: string }[] = [];
+  const bar = stepProgress('render', p.etas.length * p.seeds.length * r.steps, quiet);
   try {
     await renderGrid(sd, emb, {
-      etas, seeds: r.seeds, steps, guidanceScale: guidance,
+      etas: p.etas, seeds: p.seeds, steps: r.steps, guidanceScale: r.guidance,
       onStep: (d) => bar.update(d),
       onImage: async (image: Tensor, eta, seed) => {
-        const rgb = tensorToImage(image);
-        image.dispose();
-        grid.set(`${eta}/${seed}`, rgb);
-        await writePng(out.files.get(`${eta}/${seed}`)!, rgb);
+        try {
+          const file = p.files.get(gridKey(eta, seed))!;
+          if (score) scored.push({ candidate: scoreImage(score.scorer, image, score.target, score.input, eta, seed), file });
+          const rgb = tensorToImage(image);
+          grid.set(gridKey(eta, seed), rgb);
+          await writePng(file, rgb);
+        } finally {
+          image.dispose();
+        }
       },
     });
   } finally {
     bar.stop();
   }
-  const written = [...out.files.values()];
-  if (out.sheet) {
-    const rows = r.seeds.map((seed) => etas.map((eta) => grid.get(`${eta}/${seed}`)!));
-    const sheet = await contactSheet(rows, { rowLabels: r.seeds.map((s) => `seed ${s}`), colLabels: etas.map((e) => `eta ${e}`) });
-    await writePng(out.sheet, sheet);
-    written.push(out.sheet);
+  const written = [...p.files.values()];
+  if (p.sheet) {
+    const rows = p.seeds.map((seed) => p.etas.map((eta) => grid.get(gridKey(eta, seed))!));
+    const sheet = await contactSheet(rows, { rowLabels: p.seeds.map((s) => `seed ${s}`), colLabels: p.etas.map((e) => `eta ${e}`) });
+    await writePng(p.sheet, sheet);
+    written.push(p.sheet);
   }
-  return written;
+  return { written, scored };
+}
+
+/**
+ * What a finished session renders: the plan's images, or with auto the candidates and the choice;
+ * with scores, the report (JSON, CSV, plot), the session's auto-choice.json and the table.
+ */
+export async function renderPlanned(sd: StableDiffusion, emb: Embeddings, p: RenderPlan, c: Omit<ReportContext, 'scorer'> & { scorer: CandidateScorer | null }, input: Tensor | null, log: (m: string) => void, quiet?: boolean): Promise<{ outputs: string[]; report: MetricsReport | null }> {
+  if (p.auto) {
+    const { report } = await renderAuto(sd, emb, p, { ...c, scorer: c.scorer! }, input!, quiet);
+    const files = await finishReport(p, report, log);
+    return { outputs: [p.output, ...files], report };
+  }
+  const { written, scored } = await renderAll(sd, emb, p, { steps: c.steps, guidance: c.guidanceScale }, log, quiet, c.scorer ? { scorer: c.scorer, target: c.target, input: input! } : undefined);
+  if (!c.scorer) return { outputs: written, report: null };
+  const report = metricsReport({ ...c, scorer: c.scorer }, scored);
+  const files = await finishReport(p, report, log);
+  return { outputs: [...written, ...files], report };
 }
 
 /** Loads and prepares the input image at the model's resolution ([1, 3, H, W] in [-1, 1]). */
@@ -127,59 +147,99 @@ export function defaultSessionDir(output: string): string {
   return `${output.slice(0, output.length - ext.length)}.imagic`;
 }
 
-export async function edit(imageFile: string, target: string, a: EditArgs): Promise<{ outputs: string[]; session: string; interrupted: boolean }> {
+/** The CLIP scorer when the plan needs scores (loaded before any training, so that a missing or broken CLIP fails first). */
+export async function scorerFor(p: RenderPlan, a: { model: string; clipModel?: string; device: string; offline?: boolean; quiet?: boolean }, log: (m: string) => void): Promise<{ scorer: (CandidateScorer & { dispose(): void }) | null; clip: ClipSource | null }> {
+  if (!p.metrics) return { scorer: null, clip: null };
+  return loadCandidateScorer(a, p.auto, log);
+}
+
+export async function edit(imageFile: string, target: string, a: EditArgs): Promise<{ outputs: string[]; session: string; interrupted: boolean; report: MetricsReport | null }> {
   if (target.trim() === '') throw new Error('the target text is empty');
+  const etas = a.etas ?? 'auto';
   const settings = resolveSettings(a.preset ?? defaultPreset(a.model), {
     stepsA: a.stepsA, stepsB: a.stepsB, lrA: a.lrA, lrB: a.lrB, train: a.train, mixedPrecision: a.mixedPrecision,
     seed: a.seed, sampleLatent: a.sampleLatent, checkpointEvery: a.checkpointEvery, gradientCheckpointing: a.gradientCheckpointing, steps: a.steps, guidanceScale: a.guidance,
-    eta: a.etas?.length === 1 ? a.etas[0] : undefined,
+    eta: etas !== 'auto' && etas.length === 1 ? etas[0] : undefined,
   });
-  const out = renderOutputs(a.output, a.etas ?? [settings.eta], a.seeds);
-  checkOutputs([...out.files.values(), ...(out.sheet ? [out.sheet] : [])], a.force ?? false);
+  const plan = planRender(a.output, etas, a.seeds, a.metrics ?? false);
+  checkPlan(plan, a.force ?? false);
   const log = logger(a.quiet);
   checkTargetText(a.model, target, log);
   const t0 = Date.now();
-  const sd = await loadModel(a);
-  const stop = interruptFlag(log);
+  let sd: StableDiffusion | null = null;
+  let scorer: (CandidateScorer & { dispose(): void }) | null = null;
+  let stop: ReturnType<typeof interruptFlag> | null = null;
   let input: Tensor | null = null;
   let emb: Embeddings | null = null;
   try {
+    sd = await loadModel(a);
     input = await loadInput(imageFile, sd, log);
+    // Before any training: a missing or broken CLIP fails here.
+    const loaded = await scorerFor(plan, a, log);
+    scorer = loaded.scorer;
+    const clip = loaded.clip;
+    stop = interruptFlag(log);
     const dir = a.session ?? defaultSessionDir(a.output);
     const result = await trainWithProgress(sd, dir, { image: input, imageSource: path.resolve(imageFile), target, modelSource: a.model }, settings, a, stop.stopped, log);
     emb = result.embeddings;
+    await saveSessionInput(dir, input);
     if (result.interrupted) {
       log(`interrupted: the session ${dir} is saved; run the same command again to resume`);
-      return { outputs: [], session: dir, interrupted: true };
+      return { outputs: [], session: dir, interrupted: true, report: null };
     }
-    const outputs = await renderAll(sd, emb!, settings, a, log, a.quiet);
-    log(`wrote ${outputs.join(', ')}`);
+    const { outputs, report } = await renderPlanned(sd, emb!, plan, {
+      command: 'edit', target, inputFile: imageFile, session: dir, scorer, clip: clip!, steps: settings.steps, guidanceScale: settings.guidanceScale,
+    }, input, log, a.quiet);
+    log(`wrote ${outputs.join(', ')}${plan.auto ? ` and ${plan.files.size} candidates in ${plan.candidatesDir}` : ''}`);
     log(`session: ${dir} (render more with: imagic render ${dir} --eta 0.5,0.6,0.7,0.8 --seeds 0,1,2 -o more.png)`);
     log(`total ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    return { outputs, session: dir, interrupted: false };
+    return { outputs, session: dir, interrupted: false, report };
   } finally {
-    stop.dispose();
+    stop?.dispose();
     if (input) input.dispose();
     if (emb) dispose(Object.values(emb));
-    disposeStableDiffusion(sd);
+    if (sd) disposeStableDiffusion(sd);
+    scorer?.dispose();
   }
 }
 
 export async function render(sessionDir: string, a: RenderArgs & Partial<ModelArgs>): Promise<string[]> {
   const session = EditSession.open(sessionDir);
   const etas = a.etas ?? [session.json.settings.eta];
-  const out = renderOutputs(a.output, etas, a.seeds);
-  checkOutputs([...out.files.values(), ...(out.sheet ? [out.sheet] : [])], a.force ?? false);
+  const plan = planRender(a.output, etas, a.seeds, a.metrics ?? false);
+  checkPlan(plan, a.force ?? false);
   const log = logger(a.quiet);
-  const sd = await loadModel({ dtype: 'float32', device: 'cpu', ...a, model: a.model ?? session.json.model.source });
+  const target = session.json.target;
+  if (plan.metrics && typeof target !== 'string') throw new Error(`session ${sessionDir}: its target is token ids, not text, so the candidates cannot be scored against it (--eta auto, --metrics)`);
+  const chosenBefore = session.file('auto-choice.json');
+  if (a.etas === undefined && existsSync(chosenBefore)) {
+    const c = JSON.parse(readFileSync(chosenBefore, 'utf8')) as { eta: number; seed: number };
+    log(`note: rendering the session's eta ${formatEta(session.json.settings.eta)}; its automatic choice was eta ${formatEta(c.eta)}, seed ${c.seed} (--eta ${c.eta} --seeds ${c.seed})`);
+  }
+  const model = a.model ?? session.json.model.source;
+  const m = { dtype: 'float32' as const, device: 'cpu', ...a, model };
+  let sd: StableDiffusion | null = null;
+  let scorer: (CandidateScorer & { dispose(): void }) | null = null;
   let emb: Embeddings | null = null;
+  let input: Tensor | null = null;
   try {
+    if (plan.metrics) input = await loadSessionInput(session);
+    sd = await loadModel(m);
+    const loaded = await scorerFor(plan, m, log);
+    scorer = loaded.scorer;
+    const clip = loaded.clip;
     emb = openForRender(sd, sessionDir).embeddings;
-    const outputs = await renderAll(sd, emb, session.json.settings, { ...a, etas }, log, a.quiet);
-    log(`wrote ${outputs.join(', ')}`);
+    const s = session.json.settings;
+    const { outputs } = await renderPlanned(sd, emb, plan, {
+      command: 'render', target: typeof target === 'string' ? target : '', inputFile: session.json.image.source, session: sessionDir, scorer, clip: clip!,
+      steps: a.steps ?? s.steps, guidanceScale: a.guidance ?? s.guidanceScale,
+    }, input, log, a.quiet);
+    log(`wrote ${outputs.join(', ')}${plan.auto ? ` and ${plan.files.size} candidates in ${plan.candidatesDir}` : ''}`);
     return outputs;
   } finally {
     if (emb) dispose(Object.values(emb));
-    disposeStableDiffusion(sd);
+    if (sd) disposeStableDiffusion(sd);
+    input?.dispose();
+    scorer?.dispose();
   }
 }

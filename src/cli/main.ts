@@ -11,6 +11,9 @@ import { trainShapesCommand } from './train-shapes.js';
 import { demo, DEMO_INPUT, DEMO_TARGET } from './demo.js';
 import { DEFAULT_TRAIN_SETTINGS } from '../shapes/train/index.js';
 import { int, num, parseEtas, parseSeeds } from './options.js';
+import { AUTO_SEEDS } from './auto.js';
+import { DEFAULT_HUB_CLIP } from './metrics.js';
+import { AUTO_ETAS, DEFAULT_AUTO_RULE } from '../pipelines/imagic/index.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 /** The embedded model, once the project ships it (models/shapes-64). */
@@ -63,14 +66,38 @@ function modelOptions(cmd: Command, withModel = true): Command {
     .option('-q, --quiet', 'print nothing but errors');
 }
 
-function renderOptions(cmd: Command): Command {
+/** The rendering options; `etaDefault` says what happens without --eta. */
+function renderOptions(cmd: Command, etaDefault: 'auto' | 'session'): Command {
   return cmd
-    .option('--eta <spec>', 'interpolation weight of the target text: one value, a list (0.6,0.7) or a range start:end:step (0.4:0.9:0.1); values outside [0, 1] extrapolate (default: the preset\'s 0.7)', parseEtas)
-    .option('--seeds <spec>', 'sampling seeds: one, a list (0,1,2) or a range first:last (0:3); each seed\'s starting noise is shared by every eta', parseSeeds, [0])
+    .option('--eta <spec>', `interpolation weight of the target text: auto, one value, a list (0.6,0.7) or a range start:end:step (0.4:0.9:0.1); values outside [0, 1] extrapolate. auto: render the candidate etas for each of --seeds, score them, keep one (see "Automatic eta" below) (default: ${etaDefault === 'auto' ? 'auto' : "the session's eta"})`, parseEtas)
+    .option('--seeds <spec>', `sampling seeds: one, a list (0,1,2) or a range first:last (0:3); each seed's starting noise is shared by every eta (default 0; with --eta auto the candidates' seeds, default ${AUTO_SEEDS.join(',')})`, parseSeeds)
     .option('--steps <n>', 'DDIM sampling steps (default: the preset\'s)', int('steps', 1))
     .option('-g, --guidance <scale>', 'classifier-free guidance scale (default: the preset\'s 7.5)', num('guidance'))
-    .option('-f, --force', 'overwrite existing output files');
+    .option('--metrics', 'score every image rendered: CLIP score to the text and CLIP-I to the input, into <output>-metrics.json, -metrics.csv and the plot -metrics.png (always on with --eta auto)')
+    .option('--clip-model <dir|repo-id>', `the CLIP for the scores: a transformers CLIPModel folder or a Hub repo id (default: the model's clip/ folder, which the embedded model ships; otherwise ${DEFAULT_HUB_CLIP}, downloaded once)`)
+    .option('-f, --force', 'overwrite existing output files')
+    .addHelpText('after', AUTO_HELP);
 }
+
+const AUTO_HELP = `
+Automatic eta (--eta auto):
+  From the trained session (no retraining), the candidate etas ${AUTO_ETAS.join(',')}
+  are rendered for each seed of --seeds (default ${AUTO_SEEDS.join(',')}), and every candidate is scored with a CLIP:
+    alignment     CLIP score to the target text: 100 * max(cos(image, text), 0)
+    preservation  CLIP-I to the input: cos(image, input) of CLIP's image embeddings
+  The rule: among the candidates whose alignment is within ${DEFAULT_AUTO_RULE.tolerance} points of the best one's, take the
+  one most like the input (highest CLIP-I); ties go to the smaller eta, then the smaller seed.
+  Alignment alone would pick over-edited images; preservation alone, the unedited input.
+  It writes: <output> (the chosen image); <stem>-candidates/eta0.70-seed1.png (every candidate);
+  <stem>-metrics.json (each candidate's eta, seed, alignment, preservation and whether it was chosen;
+  the rule and why it chose; the metrics' names; the CLIP); <stem>-metrics.csv; <stem>-metrics.png
+  (alignment against preservation: a curve per seed, a point per eta, the choice ringed; compare adds
+  SDEdit and DDIM inversion as their own markers); auto-choice.json in the session folder. It prints
+  a table of the scores and why the candidate won. --metrics with etas given writes the same report
+  without a choice.
+  The CLIP: --clip-model, else the model folder's clip/, else ${DEFAULT_HUB_CLIP}
+  (from the Hub; --offline uses the cache only). When none can be loaded, the command stops before
+  training: give --clip-model, or an eta (e.g. --eta 0.7) to skip the automatic choice.`;
 
 function resolveModel(model: string | undefined): string {
   const m = model ?? (existsSync(EMBEDDED_MODEL) ? EMBEDDED_MODEL : undefined);
@@ -102,11 +129,12 @@ modelOptions(renderOptions(trainingOptions(program
   .description([
     'Edit a real image to match a text with Imagic: (A) optimize the text embedding to reconstruct the image, (B) fine-tune the UNet at it, (C) sample from eta * e_target + (1 - eta) * e_optimized.',
     'Training is saved in a session folder (default: <output>.imagic/). An interrupted edit (Ctrl-C) resumes from its last step when run again, and `imagic render` makes more etas and seeds without training.',
-    'With several etas or seeds, each image is written as <output>-eta<eta>-seed<seed>.png and <output> is a labelled contact sheet (rows: seeds, columns: etas).',
+    'By default (--eta auto) it renders candidates at several etas and seeds, scores them with a CLIP and writes the one the rule picks, with every candidate and the scores beside it (see "Automatic eta" below).',
+    'With several etas or seeds given, each image is written as <output>-eta<eta>-seed<seed>.png and <output> is a labelled contact sheet (rows: seeds, columns: etas).',
   ].join('\n\n'))
   .argument('<image>', 'the input image (PNG, JPEG or WebP)')
   .argument('<text>', 'the target text, e.g. "a dog sitting"')
-  .requiredOption('-o, --output <file.png>', 'where to write the edited image (or the contact sheet of a sweep)'))))
+  .requiredOption('-o, --output <file.png>', 'where to write the edited image (the chosen one with --eta auto; the contact sheet of a sweep)')), 'auto'))
   .action(async (image: string, text: string, o) => {
     const r = await edit(image, text, { ...o, etas: o.eta, model: resolveModel(o.model) });
     if (r.interrupted) process.exitCode = 130;
@@ -115,12 +143,12 @@ modelOptions(renderOptions(trainingOptions(program
 modelOptions(renderOptions(trainingOptions(program
   .command('compare')
   .summary('Imagic next to the baselines SDEdit and DDIM inversion, side by side')
-  .description('Run Imagic and the two baselines, SDEdit (img2img) and DDIM inversion, on one image and text, and write a labelled side-by-side sheet: input | Imagic | SDEdit | DDIM inversion (each result also as <output>-imagic.png, -sdedit.png, -ddim-inversion.png). Imagic uses the first eta and seed given.')
+  .description('Run Imagic and the two baselines, SDEdit (img2img) and DDIM inversion, on one image and text, and write a labelled side-by-side sheet: input | Imagic | SDEdit | DDIM inversion (each result also as <output>-imagic.png, -sdedit.png, -ddim-inversion.png). Imagic\'s column is the automatic choice by default (--eta auto), else the first eta and seed given; the baselines use the first seed. With --eta auto or --metrics, the baselines are scored too, in the report and on its plot.')
   .argument('<image>', 'the input image (PNG, JPEG or WebP)')
   .argument('<text>', 'the target text')
   .requiredOption('-o, --output <file.png>', 'where to write the comparison sheet')
   .option('--strength <s>', "SDEdit's noise strength in [0, 1]", num('strength'), 0.6)
-  .option('--source-text <text>', "DDIM inversion's caption of the input (default: the empty prompt)"))))
+  .option('--source-text <text>', "DDIM inversion's caption of the input (default: the empty prompt)")), 'auto'))
   .action(async (image: string, text: string, o) => {
     const r = await compare(image, text, { ...o, etas: o.eta, model: resolveModel(o.model) });
     if (r.interrupted) process.exitCode = 130;
@@ -129,10 +157,10 @@ modelOptions(renderOptions(trainingOptions(program
 modelOptions(renderOptions(program
   .command('render')
   .summary('render more etas and seeds from an edit session, without training')
-  .description('Render more images from a finished edit session, without training: every eta for every seed, and a contact sheet for a sweep.')
+  .description('Render more images from a finished edit session, without training: every eta for every seed, and a contact sheet for a sweep; or, with --eta auto, the automatic choice among candidates (see below). Without --eta, the session\'s eta.')
   .argument('<session>', 'an edit session folder made by `imagic edit`')
   .requiredOption('-o, --output <file.png>', 'where to write the image (or the contact sheet of a sweep)')
-  .option('-m, --model <dir|repo-id>', "the session's base model (default: the one recorded in the session)")), false)
+  .option('-m, --model <dir|repo-id>', "the session's base model (default: the one recorded in the session)"), 'session'), false)
   .action(async (session: string, o) => {
     await render(session, { ...o, etas: o.eta });
   });
@@ -140,7 +168,7 @@ modelOptions(renderOptions(program
 program
   .command('demo')
   .summary('an Imagic edit on the embedded Shapes-64 model, end to end (about a minute on a CPU)')
-  .description('Render a large red circle on the left (white background), edit it with Imagic to "a red square" on the embedded model, write the input, the output and an eta contact sheet, and print what the domain\'s evaluator reads in each.')
+  .description('Render a large red circle on the left (white background) and edit it with Imagic to "a red square" on the embedded model, as `imagic edit` does: train, render candidates at etas 0.5-1.4 for seeds 0-3, score them with the model\'s own CLIP (CLIP score to the text, CLIP-I to the input) and keep the one the rule picks (see `imagic edit --help`). Writes the input, the output, a contact sheet of the candidates, the scores (JSON, CSV, plot), and prints the scores and what the domain\'s evaluator reads in the input, the output and the candidates.')
   .option('-o, --output-dir <dir>', 'where to write the files', 'demo-output')
   .option('--target <text>', 'the target text', DEMO_TARGET)
   .option('--device <device>', 'cpu, cuda or cuda:N', 'cpu')

@@ -26,9 +26,10 @@ function parseNumber(s: string, what: string): number {
   return n;
 }
 
-/** '0.7', '0.5,0.6,0.7', or a range 'start:end:step' with the end included: '0.4:0.9:0.1'. */
-export function parseEtas(spec: string): number[] {
+/** 'auto' (choose among candidates by their scores), '0.7', '0.5,0.6,0.7', or a range 'start:end:step' with the end included: '0.4:0.9:0.1'. */
+export function parseEtas(spec: string): number[] | 'auto' {
   const s = spec.trim();
+  if (s.toLowerCase() === 'auto') return 'auto';
   if (s.includes(':')) {
     const parts = s.split(':');
     if (parts.length !== 3) throw new InvalidArgumentError(`eta range must be start:end:step, got '${spec}'`);

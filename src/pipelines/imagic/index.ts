@@ -3,3 +3,4 @@ export * from './presets.js';
 export * from './stages.js';
 export * from './session.js';
 export * from './edit.js';
+export * from './auto.js';

@@ -1,0 +1,216 @@
+// Scores for Imagic's candidates in the CLI (--eta auto, --metrics): which CLIP scores them (--clip-model,
+// the model's own clip/ folder, or CLIP ViT-L/14 from the Hub), the CandidateScorer over a CLIPScorer,
+// and the report files: <stem>-metrics.json, -metrics.csv and the plot -metrics.png.
+import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { tidy, type Tensor } from '../engine/index.js';
+import { cliProgressReporter } from '../io/hub.js';
+import { writePlot, type PlotSeries } from '../io/plot.js';
+import { CLIPScorer } from '../metrics/index.js';
+import type { AutoRule, Candidate, CandidateScorer, Choice } from '../pipelines/imagic/index.js';
+import { isShapesModel } from '../shapes/domain.js';
+
+/** The CLIP for models that ship none: the one Stable Diffusion v1's text encoder comes from. */
+export const DEFAULT_HUB_CLIP = 'openai/clip-vit-large-patch14';
+
+export interface ClipSource {
+  /** A folder or a Hub repo id. */
+  source: string;
+  /** Short, for tables and plots: 'shapes-64/clip', 'openai/clip-vit-large-patch14'. */
+  name: string;
+  /** 'option': --clip-model; 'model': the model folder's clip/; 'hub-default': DEFAULT_HUB_CLIP. */
+  origin: 'option' | 'model' | 'hub-default';
+}
+
+function clipName(source: string): string {
+  if (!existsSync(source)) return source; // a repo id
+  const abs = path.resolve(source);
+  const base = path.basename(abs);
+  return base === 'clip' ? `${path.basename(path.dirname(abs))}/clip` : base;
+}
+
+/** Says what to do when no CLIP can be had (`auto`: the choice needs one; otherwise --metrics does). */
+export function clipHint(auto: boolean): string {
+  return `give a CLIP with --clip-model <dir|repo-id> (a transformers CLIPModel folder or a Hub repo id)${auto ? ', or choose eta yourself (e.g. --eta 0.7) to skip the automatic choice' : ', or leave out --metrics'}`;
+}
+
+/** --clip-model, else `<model>/clip` when the model folder has one, else DEFAULT_HUB_CLIP (not for Shapes-64: CLIP ViT-L knows nothing of it). */
+export function resolveClipSource(model: string, clipModel: string | undefined, auto: boolean): ClipSource {
+  if (clipModel !== undefined) return { source: clipModel, name: clipName(clipModel), origin: 'option' };
+  const own = path.join(model, 'clip');
+  if (existsSync(own) && statSync(own).isDirectory()) return { source: own, name: clipName(own), origin: 'model' };
+  if (isShapesModel(model)) {
+    throw new Error(`no CLIP to score the candidates: the Shapes-64 model at ${model} has no clip/ folder (an older export?), and a general CLIP would not know its pictures; ${clipHint(auto)}`);
+  }
+  return { source: DEFAULT_HUB_CLIP, name: DEFAULT_HUB_CLIP, origin: 'hub-default' };
+}
+
+/**
+ * CLIP score and CLIP-I as a CandidateScorer: alignment = clipScore(images, the text for each), preservation
+ * = CLIP-I of each image to the input (clipI(images, input repeated), with the input embedded once).
+ */
+export function clipCandidateScorer(s: CLIPScorer, name: string): CandidateScorer & { dispose(): void } {
+  return {
+    names: { alignment: `CLIP score (${name})`, preservation: `CLIP-I (${name})` },
+    alignment: (images: Tensor, text: string) => s.clipScore(images, Array.from({ length: images.size(0) }, () => text)),
+    preservation: (images: Tensor, input: Tensor) => tidy(() => s.imageEmbeds(images).matmul(s.imageEmbeds(input).transpose(0, 1)).squeeze(1).toFlatArray()), // [N, P] x [P, 1]
+    dispose: () => s.dispose(),
+  };
+}
+
+/** Loads the CLIP (downloading a repo id once, unless offline). Any failure becomes one error that names --clip-model. */
+export async function loadCandidateScorer(a: { model: string; clipModel?: string; device: string; offline?: boolean; quiet?: boolean }, auto: boolean, log: (m: string) => void): Promise<{ scorer: CandidateScorer & { dispose(): void }; clip: ClipSource }> {
+  const clip = resolveClipSource(a.model, a.clipModel, auto);
+  const where = { option: 'given by --clip-model', model: "the model's own", 'hub-default': 'the default for models without a clip/ folder' }[clip.origin];
+  const download = a.quiet || !process.stderr.isTTY ? undefined : cliProgressReporter();
+  try {
+    const s = await CLIPScorer.load(clip.source, { device: a.device, offline: a.offline, onDownload: download?.onProgress });
+    log(`loaded CLIP ${clip.name} for the metrics (${where})`);
+    return { scorer: clipCandidateScorer(s, clip.name), clip };
+  } catch (e) {
+    const lines = (e instanceof Error ? e.message : String(e)).split('\n');
+    const msg = lines.length > 12 ? [...lines.slice(0, 12), `  ... (${lines.length - 12} more lines)`] : lines;
+    throw new Error(`cannot load the CLIP that scores the candidates, ${clip.source} (${where}):\n  ${msg.join('\n  ')}\n${clipHint(auto)}`, { cause: e });
+  } finally {
+    download?.stop();
+  }
+}
+
+export interface ScoredCandidate extends Candidate {
+  /** The candidate's image. */
+  file: string;
+  /** Within the rule's alignment tolerance (auto only). */
+  eligible: boolean;
+  chosen: boolean;
+}
+
+export interface ScoredBaseline {
+  method: 'SDEdit' | 'DDIM inversion';
+  seed: number;
+  alignment: number;
+  preservation: number;
+  file: string;
+}
+
+export interface MetricsReport {
+  command: 'edit' | 'render' | 'compare';
+  target: string;
+  input: string;
+  session: string;
+  /** What alignment and preservation are. */
+  metrics: { alignment: string; preservation: string };
+  clip: ClipSource;
+  sampling: { steps: number; guidanceScale: number };
+  /** The automatic choice (null: --metrics with etas given). */
+  rule: (AutoRule & { description: string }) | null;
+  choice: { index: number; eta: number; seed: number; alignment: number; preservation: number; reason: string; output: string } | null;
+  candidates: ScoredCandidate[];
+  baselines: ScoredBaseline[];
+}
+
+export const RULE_DESCRIPTION = 'among the candidates whose alignment is within `tolerance` points of the best, the one with the highest preservation; ties to the smaller eta, then the smaller seed';
+
+/** 'dir/out.png' -> 'dir/out' */
+export function outputStem(output: string): string {
+  const ext = path.extname(output);
+  return output.slice(0, output.length - ext.length);
+}
+
+export interface MetricsFiles {
+  json: string;
+  csv: string;
+  plot: string;
+}
+
+export function metricsFiles(output: string): MetricsFiles {
+  const s = outputStem(output);
+  return { json: `${s}-metrics.json`, csv: `${s}-metrics.csv`, plot: `${s}-metrics.png` };
+}
+
+/** A candidate's file in `<stem>-candidates/`: eta0.70-seed1.png */
+export function candidateFile(output: string, eta: number, seed: number): string {
+  return path.join(`${outputStem(output)}-candidates`, `eta${eta.toFixed(2)}-seed${seed}.png`);
+}
+
+/** The report with the choice marked; `choice` null for plain --metrics. */
+export function buildCandidates(cands: Candidate[], files: string[], choice: Choice | null): ScoredCandidate[] {
+  const eligible = new Set(choice?.eligible ?? []);
+  return cands.map((c, i) => ({ eta: c.eta, seed: c.seed, alignment: c.alignment, preservation: c.preservation, file: files[i]!, eligible: eligible.has(i), chosen: choice?.index === i }));
+}
+
+export function writeAtomic(file: string, text: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}
+
+const csvCell = (v: string | number | boolean) => {
+  const s = String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+};
+
+/** Paths in the report are written relative to the report's folder (input and session stay absolute). */
+function relativeTo(dir: string, r: MetricsReport): MetricsReport {
+  const rel = (f: string) => path.relative(dir, path.resolve(f)) || '.';
+  return {
+    ...r,
+    choice: r.choice ? { ...r.choice, output: rel(r.choice.output) } : null,
+    candidates: r.candidates.map((c) => ({ ...c, file: rel(c.file) })),
+    baselines: r.baselines.map((b) => ({ ...b, file: rel(b.file) })),
+  };
+}
+
+export function metricsCsv(r: MetricsReport): string {
+  const rows: (string | number | boolean)[][] = [['method', 'eta', 'seed', 'alignment', 'preservation', 'eligible', 'chosen', 'file']];
+  for (const c of r.candidates) rows.push(['Imagic', c.eta, c.seed, c.alignment, c.preservation, c.eligible, c.chosen, c.file]);
+  for (const b of r.baselines) rows.push([b.method, '', b.seed, b.alignment, b.preservation, '', '', b.file]);
+  return `${rows.map((row) => row.map(csvCell).join(',')).join('\n')}\n`;
+}
+
+/** Alignment against preservation: one curve per seed (points labelled with their eta), baselines as their own markers, the choice ringed. */
+export async function writeMetricsPlot(file: string, r: MetricsReport): Promise<void> {
+  const seeds = [...new Set(r.candidates.map((c) => c.seed))];
+  const series: PlotSeries[] = seeds.map((seed) => {
+    const pts = r.candidates.filter((c) => c.seed === seed).sort((a, b) => a.eta - b.eta);
+    return { name: `Imagic, seed ${seed}`, line: pts.length > 1, points: pts.map((c) => ({ x: c.preservation, y: c.alignment, label: formatEta(c.eta) })) };
+  });
+  const style = { SDEdit: { marker: 'square', color: '#000000' }, 'DDIM inversion': { marker: 'diamond', color: '#7f7f7f' } } as const;
+  for (const b of r.baselines) series.push({ name: `${b.method}, seed ${b.seed}`, ...style[b.method], size: 6, points: [{ x: b.preservation, y: b.alignment }] });
+  const c = r.choice;
+  await writePlot(file, series, {
+    title: `"${r.target}": ${r.candidates.length} Imagic candidate${r.candidates.length === 1 ? '' : 's'}${r.baselines.length ? ' and the baselines' : ''}`,
+    xLabel: `preservation: ${r.metrics.preservation} to the input`,
+    yLabel: `alignment: ${r.metrics.alignment} to the text`,
+    highlights: c ? [{ x: c.preservation, y: c.alignment, name: `chosen: eta ${formatEta(c.eta)}, seed ${c.seed}` }] : [],
+  });
+}
+
+/** Writes the JSON, the CSV (paths relative to their folder) and the plot. */
+export async function writeMetricsReport(files: MetricsFiles, r: MetricsReport): Promise<void> {
+  const rel = relativeTo(path.dirname(path.resolve(files.json)), r);
+  writeAtomic(files.json, `${JSON.stringify(rel, null, 2)}\n`);
+  writeAtomic(files.csv, metricsCsv(rel));
+  await writeMetricsPlot(files.plot, r);
+}
+
+/** 1 -> '1.0', 0.75 -> '0.75' */
+export const formatEta = (eta: number) => (Number.isInteger(eta) ? eta.toFixed(1) : String(eta));
+
+/**
+ * The scores as a table: a row per eta, a column per seed, each cell 'alignment / preservation'
+ * ('*' the chosen one, '+' within the rule's tolerance), then the baselines and the reason.
+ */
+export function formatScoreTable(r: MetricsReport): string {
+  const etas = [...new Set(r.candidates.map((c) => c.eta))].sort((a, b) => a - b);
+  const seeds = [...new Set(r.candidates.map((c) => c.seed))];
+  const cell = (c: ScoredCandidate | undefined) => (c ? `${c.alignment.toFixed(2).padStart(6)} / ${c.preservation.toFixed(4)}${c.chosen ? ' *' : c.eligible ? ' +' : '  '}` : '');
+  const w = 20;
+  const lines = [`scores: ${r.metrics.alignment} to the text / ${r.metrics.preservation} to the input${r.choice ? ' (* chosen, + within the rule\'s tolerance)' : ''}`];
+  lines.push(`  ${'eta'.padEnd(6)}${seeds.map((s) => `seed ${s}`.padEnd(w)).join('')}`.trimEnd());
+  for (const eta of etas) {
+    lines.push(`  ${formatEta(eta).padEnd(6)}${seeds.map((s) => cell(r.candidates.find((c) => c.eta === eta && c.seed === s)).padEnd(w)).join('')}`.trimEnd());
+  }
+  for (const b of r.baselines) lines.push(`  ${`${b.method} (seed ${b.seed})`.padEnd(24)}${b.alignment.toFixed(2).padStart(6)} / ${b.preservation.toFixed(4)}`);
+  if (r.choice) lines.push(`chosen: eta ${formatEta(r.choice.eta)}, seed ${r.choice.seed} -> ${r.choice.output}`, `why: ${r.choice.reason}`);
+  return lines.join('\n');
+}
