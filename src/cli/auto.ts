@@ -40,10 +40,13 @@ export interface RenderPlan {
 
 export const gridKey = (eta: number, seed: number) => `${eta}/${seed}`;
 
-/** The files a render writes: one image, or each eta x seed plus a sheet, or (auto) the choice and its candidates. */
-export function planRender(output: string, etas: EtaSpec, seeds: number[] | undefined, metrics: boolean): RenderPlan {
+/**
+ * The files a render writes: one image, or each eta x seed plus a sheet, or (auto) the choice and its
+ * candidates, `autoEtas` (the preset's, in the session's settings) for each seed.
+ */
+export function planRender(output: string, etas: EtaSpec, seeds: number[] | undefined, metrics: boolean, autoEtas: readonly number[] = AUTO_ETAS): RenderPlan {
   const auto = etas === 'auto';
-  const e = auto ? [...AUTO_ETAS] : etas;
+  const e = auto ? [...autoEtas] : etas;
   const s = seeds ?? (auto ? [...AUTO_SEEDS] : [0]);
   const files = new Map<string, string>();
   const single = !auto && e.length === 1 && s.length === 1;

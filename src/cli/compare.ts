@@ -33,7 +33,7 @@ export async function compare(imageFile: string, target: string, a: CompareArgs)
   const names = { imagic: withSuffix(a.output, 'imagic'), sdedit: withSuffix(a.output, 'sdedit'), ddim: withSuffix(a.output, 'ddim-inversion') };
   // The baselines use the first seed; Imagic the first eta and seed, or (auto) every candidate, chosen into <output>-imagic.png.
   const seed = a.seeds?.[0] ?? 0;
-  const p = planRender(a.output, etas === 'auto' ? 'auto' : [settings.eta], etas === 'auto' ? a.seeds : [seed], a.metrics ?? false);
+  const p = planRender(a.output, etas === 'auto' ? 'auto' : [settings.eta], etas === 'auto' ? a.seeds : [seed], a.metrics ?? false, settings.autoEtas);
   const plan: RenderPlan = { ...p, output: names.imagic, sheet: null, files: p.auto ? p.files : new Map([[gridKey(settings.eta, seed), names.imagic]]) };
   checkPlan(plan, a.force ?? false, [a.output, names.sdedit, names.ddim]);
   const log = logger(a.quiet);

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { readImage, writePng } from '../io/image.js';
 import { contactSheet } from '../io/sheet.js';
 import { captionOf, checkEdit, nominalSpec, readAttributes, renderShape, type ReadResult, type ShapeAttributes } from '../shapes/index.js';
-import { AUTO_ETAS, resolveSettings } from '../pipelines/imagic/index.js';
+import { resolveSettings } from '../pipelines/imagic/index.js';
 import { AUTO_SEEDS } from './auto.js';
 import { edit } from './edit.js';
 import { formatEta, formatScoreTable } from './metrics.js';
@@ -46,7 +46,7 @@ export async function demo(a: DemoArgs): Promise<{ ok: boolean; files: Record<st
   };
   await writePng(files.input, renderShape(nominalSpec(a.input)));
   const settings = resolveSettings('shapes');
-  log(`imagic demo: "${captionOf(a.input)}" -> "${a.target}" on the embedded Shapes-64 model (${settings.stepsA} stage A + ${settings.stepsB} stage B steps, then the automatic choice among etas ${AUTO_ETAS[0]}-${AUTO_ETAS[AUTO_ETAS.length - 1]} x seeds ${AUTO_SEEDS.join(',')})`);
+  log(`imagic demo: "${captionOf(a.input)}" -> "${a.target}" on the embedded Shapes-64 model (${settings.stepsA} stage A + ${settings.stepsB} stage B steps, then the automatic choice among etas ${settings.autoEtas.join(',')} x seeds ${AUTO_SEEDS.join(',')})`);
   // The same path as `imagic edit` (--eta auto, the default).
   const r = await edit(files.input, a.target, {
     model: a.model, dtype: 'float32', device: a.device, threads: a.threads, quiet: a.quiet,

@@ -5,7 +5,7 @@ import { dispose, type Tensor } from '../engine/index.js';
 import { imageToTensor, prepareImage, readImage, tensorToImage, writePng, type RgbImage } from '../io/image.js';
 import { contactSheet } from '../io/sheet.js';
 import { disposeStableDiffusion, type StableDiffusion } from '../pipelines/index.js';
-import { EditSession, etaWarning, openForRender, renderGrid, resolveSettings, runEdit, type Candidate, type CandidateScorer, type EditInputs, type EditResult, type Embeddings, type ImagicSettings, type PresetName } from '../pipelines/imagic/index.js';
+import { AUTO_ETAS, EditSession, etaWarning, openForRender, renderGrid, resolveSettings, runEdit, type Candidate, type CandidateScorer, type EditInputs, type EditResult, type Embeddings, type ImagicSettings, type PresetName } from '../pipelines/imagic/index.js';
 import { interruptFlag } from './options.js';
 import { checkPlan, finishReport, gridKey, metricsReport, planRender, renderAuto, saveSessionInput, loadSessionInput, scoreImage, type EtaSpec, type RenderPlan, type ReportContext } from './auto.js';
 import { formatEta, loadCandidateScorer, type ClipSource, type MetricsReport } from './metrics.js';
@@ -161,7 +161,7 @@ export async function edit(imageFile: string, target: string, a: EditArgs): Prom
     seed: a.seed, sampleLatent: a.sampleLatent, checkpointEvery: a.checkpointEvery, gradientCheckpointing: a.gradientCheckpointing, steps: a.steps, guidanceScale: a.guidance,
     eta: etas !== 'auto' && etas.length === 1 ? etas[0] : undefined,
   });
-  const plan = planRender(a.output, etas, a.seeds, a.metrics ?? false);
+  const plan = planRender(a.output, etas, a.seeds, a.metrics ?? false, settings.autoEtas);
   checkPlan(plan, a.force ?? false);
   const log = logger(a.quiet);
   checkTargetText(a.model, target, log);
@@ -206,7 +206,8 @@ export async function edit(imageFile: string, target: string, a: EditArgs): Prom
 export async function render(sessionDir: string, a: RenderArgs & Partial<ModelArgs>): Promise<string[]> {
   const session = EditSession.open(sessionDir);
   const etas = a.etas ?? [session.json.settings.eta];
-  const plan = planRender(a.output, etas, a.seeds, a.metrics ?? false);
+  // Sessions made before presets had candidate etas: the default ones.
+  const plan = planRender(a.output, etas, a.seeds, a.metrics ?? false, session.json.settings.autoEtas ?? AUTO_ETAS);
   checkPlan(plan, a.force ?? false);
   const log = logger(a.quiet);
   const target = session.json.target;

@@ -13,7 +13,7 @@ import { DEFAULT_TRAIN_SETTINGS } from '../shapes/train/index.js';
 import { int, num, parseEtas, parseSeeds } from './options.js';
 import { AUTO_SEEDS } from './auto.js';
 import { DEFAULT_HUB_CLIP } from './metrics.js';
-import { AUTO_ETAS, DEFAULT_AUTO_RULE } from '../pipelines/imagic/index.js';
+import { DEFAULT_AUTO_RULE, PRESETS } from '../pipelines/imagic/index.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 /** The embedded model, once the project ships it (models/shapes-64). */
@@ -81,8 +81,9 @@ function renderOptions(cmd: Command, etaDefault: 'auto' | 'session'): Command {
 
 const AUTO_HELP = `
 Automatic eta (--eta auto):
-  From the trained session (no retraining), the candidate etas ${AUTO_ETAS.join(',')}
-  are rendered for each seed of --seeds (default ${AUTO_SEEDS.join(',')}), and every candidate is scored with a CLIP:
+  From the trained session (no retraining), the preset's candidate etas (default, thorough, fast:
+  ${PRESETS.default.autoEtas.join(',')}; shapes: ${PRESETS.shapes.autoEtas.join(',')}) are rendered
+  for each seed of --seeds (default ${AUTO_SEEDS.join(',')}), and every candidate is scored with a CLIP:
     alignment     CLIP score to the target text: 100 * max(cos(image, text), 0)
     preservation  CLIP-I to the input: cos(image, input) of CLIP's image embeddings
   The rule: among the candidates whose alignment is within ${DEFAULT_AUTO_RULE.tolerance} points of the best one's, take the
@@ -168,7 +169,7 @@ modelOptions(renderOptions(program
 program
   .command('demo')
   .summary('an Imagic edit on the embedded Shapes-64 model, end to end (about a minute on a CPU)')
-  .description('Render a large red circle on the left (white background) and edit it with Imagic to "a red square" on the embedded model, as `imagic edit` does: train, render candidates at etas 0.5-1.4 for seeds 0-3, score them with the model\'s own CLIP (CLIP score to the text, CLIP-I to the input) and keep the one the rule picks (see `imagic edit --help`). Writes the input, the output, a contact sheet of the candidates, the scores (JSON, CSV, plot), and prints the scores and what the domain\'s evaluator reads in the input, the output and the candidates.')
+  .description('Render a large red circle on the left (white background) and edit it with Imagic to "a red square" on the embedded model, as `imagic edit` does: train, render candidates at the shapes preset\'s etas for seeds 0-3, score them with the model\'s own CLIP (CLIP score to the text, CLIP-I to the input) and keep the one the rule picks (see `imagic edit --help`). Writes the input, the output, a contact sheet of the candidates, the scores (JSON, CSV, plot), and prints the scores and what the domain\'s evaluator reads in the input, the output and the candidates.')
   .option('-o, --output-dir <dir>', 'where to write the files', 'demo-output')
   .option('--target <text>', 'the target text', DEMO_TARGET)
   .option('--device <device>', 'cpu, cuda or cuda:N', 'cpu')
