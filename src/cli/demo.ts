@@ -82,7 +82,7 @@ export async function demo(a: DemoArgs): Promise<{ ok: boolean; files: Record<st
     if (k.success && k.preserved) row.kept++;
   }
   const total = perEta.reduce((t, p) => ({ ok: t.ok + p.ok, kept: t.kept + p.kept }), { ok: 0, kept: 0 });
-  out(`evaluator, all ${report.candidates.length} candidates: ${total.ok} edited, ${total.kept} edited with the rest preserved; by eta (edited/preserved of ${seeds.length}): ${perEta.map((p) => `${formatEta(p.e)} ${p.ok}/${p.kept}`).join(', ')}`);
+  out(`evaluator, all ${report.candidates.length} candidates: ${total.ok} edited, ${total.kept} edited with the rest preserved; by eta (edited / also preserved, of ${seeds.length} seeds): ${perEta.map((p) => `${formatEta(p.e)} ${p.ok}/${p.kept}`).join(', ')}`);
   out('');
   out(`input:         ${files.input}`);
   out(`output:        ${files.output} (the automatic choice)`);
