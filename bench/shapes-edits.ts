@@ -5,7 +5,8 @@
 // (alignment: CLIP score to the target; preservation: CLIP-I to the input). Results are appended per
 // edit to a JSONL file, so an interrupted run resumes.
 // Usage: node dist/bench/shapes-edits.js [--model dir] [--clip dir] [--per-kind 20] [--results file.jsonl]
-//   [--json summary.json] [--plot fig9.png] [--shard i/n --threads 1] [--summary-only]
+//   [--seeds=-1,0,1,2,3 (-1: the input's inverted noise)] [--preservation feature-distance|clip-i]
+//   [--json summary.json] [--shard i/n --threads 1] [--summary-only]
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -13,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { keep, noGrad, setNumThreads } from '../src/engine/index.js';
 import { CLIPScorer } from '../src/metrics/index.js';
 import { loadStableDiffusion } from '../src/pipelines/index.js';
-import { AUTO_ETAS, clipCandidateScorer, DEFAULT_AUTO_RULE } from '../src/pipelines/imagic/auto.js';
+import { AUTO_SEEDS, clipCandidateScorer, DEFAULT_AUTO_RULE, DEFAULT_PRESERVATION, type PreservationMetric } from '../src/pipelines/imagic/auto.js';
 import { resolveSettings } from '../src/pipelines/imagic/presets.js';
 import { editBenchmarkCases, runEditCase, summarize, type BenchmarkSettings, type CaseResult } from '../src/shapes/edit-benchmark.js';
 
@@ -24,8 +25,9 @@ const { values: a } = parseArgs({ options: {
   'per-kind': { type: 'string', default: '20' },
   'case-seed': { type: 'string', default: '2026' },
   results: { type: 'string', default: path.join(root, 'bench', 'results', 'shapes-edits.jsonl') },
-  etas: { type: 'string', default: AUTO_ETAS.join(',') },
-  seeds: { type: 'string', default: '0,1,2,3' },
+  etas: { type: 'string' },
+  seeds: { type: 'string', default: AUTO_SEEDS.join(',') },
+  preservation: { type: 'string', default: DEFAULT_PRESERVATION },
   strengths: { type: 'string', default: '0.3,0.4,0.5,0.6,0.7,0.8' },
   tolerance: { type: 'string' },
   'steps-a': { type: 'string' }, 'lr-a': { type: 'string' }, 'steps-b': { type: 'string' }, 'lr-b': { type: 'string' },
@@ -41,11 +43,11 @@ const num = (v: string | undefined) => (v === undefined ? undefined : Number(v))
 const imagic = resolveSettings('shapes', { stepsA: num(a['steps-a']), lrA: num(a['lr-a']), stepsB: num(a['steps-b']), lrB: num(a['lr-b']) });
 const list = (v: string) => v.split(',').map(Number);
 const settings: BenchmarkSettings = {
-  imagic, etas: list(a.etas!), seeds: list(a.seeds!), rule: a.tolerance ? { tolerance: Number(a.tolerance) } : DEFAULT_AUTO_RULE,
+  imagic, etas: a.etas ? list(a.etas) : [...imagic.autoEtas], seeds: list(a.seeds!), rule: a.tolerance ? { tolerance: Number(a.tolerance) } : DEFAULT_AUTO_RULE,
   sdeditStrengths: list(a.strengths!), steps: imagic.steps, guidanceScale: imagic.guidanceScale, seed: 0,
 };
 const clipDir = a.clip ?? path.join(a.model!, 'clip');
-const key = JSON.stringify({ model: path.resolve(a.model!), clip: path.resolve(clipDir), settings, cases: a['case-seed'] });
+const key = JSON.stringify({ model: path.resolve(a.model!), clip: path.resolve(clipDir), settings, cases: a['case-seed'], preservation: a.preservation });
 
 const cases = editBenchmarkCases(Number(a['per-kind']), Number(a['case-seed']));
 const done = new Map<number, CaseResult>();
@@ -60,7 +62,7 @@ const t0 = Date.now();
 if (!a['summary-only'] && cases.some((c) => !done.has(c.id) && c.id % shards === shard)) {
   const sd = await loadStableDiffusion(a.model!);
   const clip = await CLIPScorer.load(clipDir);
-  const scorer = clipCandidateScorer(clip, path.basename(clipDir));
+  const scorer = clipCandidateScorer(clip, path.basename(clipDir), a.preservation as PreservationMetric);
   const original = new Map(sd.unet.namedParameters().map(([k, t]) => [k, keep(noGrad(() => t.clone()))]));
   for (const c of cases) {
     if (done.has(c.id) || c.id % shards !== shard) continue;
@@ -82,8 +84,8 @@ const results = cases.map((c) => done.get(c.id)!);
 const s = summarize(results, settings);
 const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
 const f = (x: number | undefined, d = 2) => (x === undefined ? '' : x.toFixed(d));
-console.log(`\n${s.cases} edits, model ${path.relative(root, a.model!) || a.model}; Imagic ${imagic.stepsA} A (lr ${imagic.lrA}) + ${imagic.stepsB} B (lr ${imagic.lrB}) steps, ${imagic.steps} DDIM steps, guidance ${imagic.guidanceScale}; candidates: etas ${settings.etas.join(', ')} x seeds ${settings.seeds.join(', ')}; rule: tolerance ${settings.rule.tolerance}; metrics: CLIP score and CLIP-I of ${path.basename(clipDir)}\n`);
-console.log('| method | success | preserved | both | both per kind: color / shape / size / position / background | CLIP score | CLIP-I |');
+console.log(`\n${s.cases} edits, model ${path.relative(root, a.model!) || a.model}; Imagic ${imagic.stepsA} A (lr ${imagic.lrA}) + ${imagic.stepsB} B (lr ${imagic.lrB}) steps, ${imagic.steps} DDIM steps, guidance ${imagic.guidanceScale}; candidates: etas ${settings.etas.join(', ')} x seeds ${settings.seeds.join(', ')}; rule: tolerance ${settings.rule.tolerance}; metrics: CLIP score and ${a.preservation} of ${path.basename(clipDir)}\n`);
+console.log('| method | success | preserved | both | both per kind: color / shape / size / position / background | CLIP score | preservation |');
 console.log('| --- | --- | --- | --- | --- | --- | --- |');
 for (const [m, r] of Object.entries(s.methods)) {
   console.log(`| ${m} | ${pct(r.success)} | ${pct(r.preserved)} | ${pct(r.both)} | ${Object.values(r.perKind).map((k) => pct(k.both)).join(' / ')} | ${f(r.alignment)} | ${f(r.preservation, 3)} |`);

@@ -181,6 +181,28 @@ export class CLIPScorer {
     return tidy(() => this.imageEmbeds(imagesA).mul(this.imageEmbeds(imagesB)).sum(-1).toFlatArray());
   }
 
+  /**
+   * A perceptual distance on this CLIP's image tower, the way LPIPS measures one on a classifier's
+   * (Zhang et al. 2018, its uncalibrated 'baseline' variant: no learned weights): after each encoder
+   * layer, every patch token unit-normalised over channels, squared differences summed over channels,
+   * averaged over tokens, then over layers. Unlike CLIP-I (one pooled vector), the patch tokens keep
+   * where things are, so it sees an object that moved or grew. 0 for identical images.
+   */
+  featureDistance(imagesA: ImageInput, imagesB: ImageInput): number[] {
+    const n = count(imagesA), m = count(imagesB);
+    if (n !== m) throw new MetricInputError(`featureDistance pairs images one to one: got ${n} and ${m}`);
+    return tidy(() => noGrad(() => {
+      const feats = (images: ImageInput) => {
+        const px = this.pixelValues(images).to({ device: this.weight.device, dtype: this.weight.dtype });
+        return this.model.vision_model.forward(px, { outputHiddenStates: true }).hiddenStates!.slice(1) // L x [B, N + 1, D]
+          .map((h) => { const t = h.narrow(1, 1, h.size(1) - 1).float(); return t.div(t.square().sum(-1, { keepdim: true }).sqrt().add(1e-10)); });
+      };
+      const fa = feats(imagesA), fb = feats(imagesB);
+      const per = fa.map((a, i) => a.sub(fb[i]!).square().sum(-1).mean(-1)); // L x [B]
+      return per.reduce((acc, d) => acc.add(d)).div(per.length).toFlatArray();
+    }));
+  }
+
   dispose(): void {
     this.model.dispose();
   }

@@ -6,8 +6,8 @@
 import { dispose, Generator, keep, noGrad, type Tensor } from '../engine/index.js';
 import { imageToTensor, tensorToImage, tensorToImages } from '../io/image-tensor.js';
 import { ddimInversionEdit } from '../pipelines/ddim-inversion.js';
-import { chooseCandidate, type AutoRule, type Candidate, type CandidateScorer } from '../pipelines/imagic/auto.js';
-import { encodeImage, generatorNoise, renderEtas, stageA, stageB } from '../pipelines/imagic/stages.js';
+import { chooseCandidate, INVERTED_SEED, type AutoRule, type Candidate, type CandidateScorer } from '../pipelines/imagic/auto.js';
+import { encodeImage, generatorNoise, invertedNoise, renderEtas, stageA, stageB } from '../pipelines/imagic/stages.js';
 import type { ImagicSettings } from '../pipelines/imagic/presets.js';
 import { img2img } from '../pipelines/img2img.js';
 import { encodePrompt, type StableDiffusion } from '../pipelines/stable-diffusion.js';
@@ -113,6 +113,7 @@ export async function runEditCase(sd: StableDiffusion, c: EditCase, s: Benchmark
   const eTgt = keep(encodePrompt(sd, [c.target])), eUncond = keep(encodePrompt(sd, ['']));
   let t0 = Date.now();
   let eOpt: Tensor | null = null;
+  let inverted: Tensor | null = null;
   const cands: Candidate[] = [];
   try {
     const a = await stageA(sd, latent, eTgt, { steps: s.imagic.stepsA, lr: s.imagic.lrA, noise: generatorNoise(new Generator(s.imagic.seed), latent) });
@@ -120,8 +121,9 @@ export async function runEditCase(sd: StableDiffusion, c: EditCase, s: Benchmark
     await stageB(sd, latent, eOpt, { steps: s.imagic.stepsB, lr: s.imagic.lrB, train: s.imagic.train, noise: generatorNoise(new Generator(s.imagic.seed + 1), latent) });
     seconds.imagicTrain = (Date.now() - t0) / 1000;
     t0 = Date.now();
+    inverted = s.seeds.includes(INVERTED_SEED) ? invertedNoise(sd, latent, eOpt, s.steps) : null;
     for (const seed of s.seeds) {
-      const images = await renderEtas(sd, { eTgt, eOpt, eUncond }, { etas: s.etas, seed, steps: s.steps, guidanceScale: s.guidanceScale });
+      const images = await renderEtas(sd, { eTgt, eOpt, eUncond }, { etas: s.etas, seed, noise: seed === INVERTED_SEED ? inverted! : undefined, steps: s.steps, guidanceScale: s.guidanceScale });
       scored(images).forEach((o, i) => {
         imagic[candidateKey(s.etas[i]!, seed)] = o;
         cands.push({ eta: s.etas[i]!, seed, alignment: o.alignment, preservation: o.preservation });
@@ -133,7 +135,7 @@ export async function runEditCase(sd: StableDiffusion, c: EditCase, s: Benchmark
     noGrad(() => {
       for (const [k, p] of sd.unet.namedParameters()) p.copy_(original.get(k)!);
     });
-    dispose([latent, eTgt, eUncond, ...(eOpt ? [eOpt] : [])]);
+    dispose([latent, eTgt, eUncond, ...(eOpt ? [eOpt] : []), ...(inverted ? [inverted] : [])]);
   }
   const chosen = chooseCandidate(cands, s.rule).candidate;
 

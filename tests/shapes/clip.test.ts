@@ -19,7 +19,7 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'imagic-shapes-clip-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('domain CLIP trainer', () => {
-  const s: ClipTrainSettings = { steps: 4, batchSize: 12, lr: 1e-3, warmup: 2, weightDecay: 0.05, full: 0.4, seed: 3 };
+  const s: ClipTrainSettings = { steps: 4, batchSize: 12, lr: 1e-3, warmup: 2, weightDecay: 0.05, full: 0.4, groupSize: 4, seed: 3 };
 
   test('is deterministic and resumes to the same weights; the export loads as a CLIPModel folder', async () => {
     const straight = await trainShapesClip(path.join(tmp, 'a'), s);

@@ -18,6 +18,7 @@ export interface CandidateScorer {
 
 export interface Candidate {
   eta: number;
+  /** The sampling seed, or INVERTED_SEED for the input's own DDIM-inverted noise. */
   seed: number;
   alignment: number;
   preservation: number;
@@ -36,6 +37,20 @@ export interface AutoRule {
 
 /** Calibrated once on the Shapes-64 development edits (bench/README.md, "Automatic eta"), not on the benchmark. */
 export const DEFAULT_AUTO_RULE: AutoRule = { tolerance: 3 };
+
+/** Which preservation metric the choice uses by default (calibrated with the rule). */
+export const DEFAULT_PRESERVATION: PreservationMetric = 'feature-distance';
+
+/** Stands for the input's own starting noise (DDIM inversion through the fine-tuned UNet at e_opt) among the seeds. */
+export const INVERTED_SEED = -1;
+
+/** 'inverted' for INVERTED_SEED, else the seed's number. */
+export function seedLabel(seed: number): string {
+  return seed === INVERTED_SEED ? 'inverted' : String(seed);
+}
+
+/** The default candidate seeds: the input's inverted noise and four fresh ones. */
+export const AUTO_SEEDS: readonly number[] = Object.freeze([INVERTED_SEED, 0, 1, 2, 3]);
 
 /** The default candidate etas: both sides of 1 (extrapolation is used in practice). */
 export const AUTO_ETAS: readonly number[] = Object.freeze([0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4]);
@@ -63,7 +78,7 @@ export function chooseCandidate(cands: Candidate[], rule: AutoRule = DEFAULT_AUT
   const c = cands[index]!;
   return {
     index, candidate: c, eligible,
-    reason: `best alignment ${best.toFixed(2)}; ${eligible.length} of ${cands.length} candidates within ${rule.tolerance} of it; of those, eta ${c.eta} seed ${c.seed} is the most like the input (preservation ${c.preservation.toFixed(4)}, alignment ${c.alignment.toFixed(2)})`,
+    reason: `best alignment ${best.toFixed(2)}; ${eligible.length} of ${cands.length} candidates within ${rule.tolerance} of it; of those, eta ${c.eta} seed ${seedLabel(c.seed)} is the most like the input (preservation ${c.preservation.toFixed(4)}, alignment ${c.alignment.toFixed(2)})`,
   };
 }
 
@@ -75,6 +90,8 @@ export interface AutoOptions {
   target: string;
   /** The input [1, 3, H, W] in [-1, 1]. */
   input: Tensor;
+  /** The starting noise of INVERTED_SEED in `seeds` ([1, 4, h, w], from invertedNoise()). */
+  invertedNoise?: Tensor;
   scorer: CandidateScorer;
   rule?: AutoRule;
   onStep?: (done: number, total: number) => void;
@@ -89,7 +106,9 @@ export async function autoChoose(sd: StableDiffusion, emb: Embeddings, o: AutoOp
   const total = o.seeds.length * o.steps;
   let done = 0;
   for (const seed of o.seeds) {
-    const images = await renderEtas(sd, emb, { etas: [...o.etas], seed, steps: o.steps, guidanceScale: o.guidanceScale, onStep: () => o.onStep?.(++done, total) });
+    if (seed === INVERTED_SEED && !o.invertedNoise) throw new Error('the inverted-noise candidate needs invertedNoise');
+    const noise = seed === INVERTED_SEED ? o.invertedNoise : undefined;
+    const images = await renderEtas(sd, emb, { etas: [...o.etas], seed, noise, steps: o.steps, guidanceScale: o.guidanceScale, onStep: () => o.onStep?.(++done, total) });
     try {
       const align = o.scorer.alignment(images, o.target);
       const pres = o.scorer.preservation(images, o.input);
@@ -108,22 +127,29 @@ export async function autoChoose(sd: StableDiffusion, emb: Embeddings, o: AutoOp
   return { candidates, choice: chooseCandidate(candidates, o.rule) };
 }
 
-/** What a CLIP scorer (src/metrics' CLIPScorer) offers: per-pair CLIP score and CLIP-I. */
+/** What a CLIP scorer (src/metrics' CLIPScorer) offers: per-pair CLIP score, CLIP-I and the feature distance. */
 export interface ClipLike {
   clipScore(images: Tensor, texts: string[]): number[];
   clipI(imagesA: Tensor, imagesB: Tensor): number[];
+  featureDistance(imagesA: Tensor, imagesB: Tensor): number[];
 }
 
-/** The candidate scorer of a CLIP: alignment = CLIP score to the text, preservation = CLIP-I to the input. */
-export function clipCandidateScorer(clip: ClipLike, clipName: string): CandidateScorer {
+/** How preservation is measured: CLIP-I (pooled embedding cosine) or minus the CLIP feature distance (patch tokens, LPIPS-style). */
+export type PreservationMetric = 'clip-i' | 'feature-distance';
+
+/** The candidate scorer of a CLIP: alignment = CLIP score to the text; preservation as `metric` says (higher = more like the input). */
+export function clipCandidateScorer(clip: ClipLike, clipName: string, metric: PreservationMetric = DEFAULT_PRESERVATION): CandidateScorer {
   return {
-    names: { alignment: `CLIP score (${clipName})`, preservation: `CLIP-I to the input (${clipName})` },
+    names: {
+      alignment: `CLIP score (${clipName})`,
+      preservation: metric === 'clip-i' ? `CLIP-I to the input (${clipName})` : `minus the CLIP feature distance to the input (${clipName})`,
+    },
     alignment: (images, text) => clip.clipScore(images, Array<string>(images.shape[0]!).fill(text)),
     preservation: (images, input) => {
       const n = images.shape[0]!;
       const rep = input.expand(n, -1, -1, -1);
       try {
-        return clip.clipI(images, rep);
+        return metric === 'clip-i' ? clip.clipI(images, rep) : clip.featureDistance(images, rep).map((d) => -d);
       } finally {
         rep.dispose();
       }
