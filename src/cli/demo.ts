@@ -22,6 +22,8 @@ export interface DemoArgs {
   device: string;
   threads?: number;
   quiet?: boolean;
+  /** Default: the model's own clip/. */
+  clipModel?: string;
 }
 
 export const DEMO_INPUT: ShapeAttributes = { shape: 'circle', color: 'red', size: 'large', position: 'left', background: 'white' };
@@ -50,7 +52,7 @@ export async function demo(a: DemoArgs): Promise<{ ok: boolean; files: Record<st
   // The same path as `imagic edit` (--eta auto, the default).
   const r = await edit(files.input, a.target, {
     model: a.model, dtype: 'float32', device: a.device, threads: a.threads, quiet: a.quiet,
-    preset: 'shapes', output: files.output, session: files.session, force: true, restart: true,
+    preset: 'shapes', output: files.output, session: files.session, force: true, restart: true, clipModel: a.clipModel,
   });
   if (r.interrupted || !r.report?.choice) return { ok: false, files };
   const report = r.report;

@@ -174,9 +174,10 @@ program
   .option('--target <text>', 'the target text', DEMO_TARGET)
   .option('--device <device>', 'cpu, cuda or cuda:N', 'cpu')
   .option('--threads <n>', 'CPU threads for libtorch', int('threads', 1))
+  .option('--clip-model <dir|repo-id>', "the CLIP that scores the candidates (default: the embedded model's own, models/shapes-64/clip)")
   .option('-q, --quiet', 'print only the results')
   .action(async (o) => {
-    await demo({ model: resolveModel(undefined), outputDir: o.outputDir, target: o.target, input: DEMO_INPUT, device: o.device, threads: o.threads, quiet: o.quiet });
+    await demo({ model: resolveModel(undefined), outputDir: o.outputDir, target: o.target, input: DEMO_INPUT, device: o.device, threads: o.threads, quiet: o.quiet, clipModel: o.clipModel });
   });
 
 program
