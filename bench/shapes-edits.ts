@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { keep, noGrad, setNumThreads } from '../src/engine/index.js';
 import { CLIPScorer } from '../src/metrics/index.js';
+import { writePlot } from '../src/io/plot.js';
 import { loadStableDiffusion } from '../src/pipelines/index.js';
 import { AUTO_SEEDS, clipCandidateScorer, DEFAULT_AUTO_RULE, DEFAULT_PRESERVATION, type PreservationMetric } from '../src/pipelines/imagic/auto.js';
 import { resolveSettings } from '../src/pipelines/imagic/presets.js';
@@ -32,6 +33,7 @@ const { values: a } = parseArgs({ options: {
   tolerance: { type: 'string' },
   'steps-a': { type: 'string' }, 'lr-a': { type: 'string' }, 'steps-b': { type: 'string' }, 'lr-b': { type: 'string' },
   json: { type: 'string' },
+  plot: { type: 'string' },
   fresh: { type: 'boolean', default: false },
   shard: { type: 'string', default: '0/1' },
   threads: { type: 'string' },
@@ -58,6 +60,7 @@ if (existsSync(a.results!) && !a.fresh) {
   }
 }
 if (done.size > 0) console.error(`resuming: ${done.size} of ${cases.length} edits already in ${a.results}`);
+const scorerNames = clipCandidateScorer({ clipScore: () => [], clipI: () => [], featureDistance: () => [] }, path.basename(clipDir), a.preservation as PreservationMetric).names;
 const t0 = Date.now();
 if (!a['summary-only'] && cases.some((c) => !done.has(c.id) && c.id % shards === shard)) {
   const sd = await loadStableDiffusion(a.model!);
@@ -97,3 +100,18 @@ console.log(`DDIM inversion: empty prompt ${pct(s.ddimInversion.empty.both)} (${
 const sec = (k: keyof CaseResult['seconds']) => (results.reduce((acc, r) => acc + r.seconds[k], 0) / results.length).toFixed(1);
 console.log(`mean seconds per edit: Imagic training ${sec('imagicTrain')}, candidates ${sec('imagicRender')}, SDEdit (all strengths) ${sec('sdedit')}, DDIM inversion (both) ${sec('ddimInversion')}; this run ${((Date.now() - t0) / 60000).toFixed(1)} min`);
 if (a.json) writeFileSync(a.json, `${JSON.stringify({ settings, ...s }, null, 2)}\n`);
+if (a.plot) {
+  // The report's Figure 9 over the benchmark: mean alignment against mean preservation.
+  const pt = (label: string, v: { alignment: number; preservation: number }) => ({ x: v.preservation, y: v.alignment, label });
+  const auto = Object.entries(s.methods)[0]![1];
+  await writePlot(a.plot, [
+    { name: 'Imagic, fixed eta (all candidate seeds)', points: Object.entries(s.imagicByEta).map(([e, v]) => pt(String(Number(e)), v)), line: true, marker: 'circle' },
+    { name: 'SDEdit, strength', points: Object.entries(s.sdeditByStrength).map(([st, v]) => pt(String(Number(st)), v)), line: true, marker: 'square' },
+    { name: 'DDIM inversion (empty / caption)', points: [pt('empty', s.ddimInversion.empty), pt('caption', s.ddimInversion.caption)], marker: 'triangle' },
+    { name: 'Imagic, automatic eta and seed', points: [pt('auto', { alignment: auto.alignment!, preservation: auto.preservation! })], marker: 'diamond', size: 9 },
+  ], {
+    title: `Shapes-64 edit benchmark (${s.cases} edits): edit strength vs fidelity`,
+    xLabel: `preservation: ${scorerNames.preservation}`, yLabel: `alignment: ${scorerNames.alignment}`,
+  });
+  console.log(`wrote ${a.plot}`);
+}

@@ -224,3 +224,29 @@ test('a Hub repo id downloads only config, safetensors weights, tokenizer and pr
     await hub.close();
   }
 });
+
+test('featureDistance: the LPIPS-style distance on the image tower, recomputed by hand from the hidden states', async () => {
+  const scorer = await CLIPScorer.load(clipFolder('feature-distance'));
+  const a = IMAGES[2]!, b = { ...a, data: a.data.map((v, i) => (i % 7 === 0 ? 255 - v : v)) };
+  const d = scorer.featureDistance([a, b, a], [a, a, b]);
+  assert.equal(d[0], 0, 'an image is at distance 0 from itself');
+  assert.ok(d[1]! > 0);
+  assert.ok(Math.abs(d[1]! - d[2]!) < 1e-6, 'symmetric');
+  // by hand: per layer, unit-normalise every patch token (CLS left out), squared differences summed over
+  // channels, mean over tokens; mean over layers
+  const hs = (img: RgbImage) => scorer.model.vision_model.forward(scorer.pixelValues([img]), { outputHiddenStates: true }).hiddenStates!.slice(1).map((h) => h.toArray() as number[][][]);
+  const ha = hs(a), hb = hs(b);
+  let total = 0;
+  for (let l = 0; l < ha.length; l++) {
+    const ta = ha[l]![0]!, tb = hb[l]![0]!;
+    let layer = 0;
+    for (let n = 1; n < ta.length; n++) {
+      const na = Math.sqrt(ta[n]!.reduce((s, v) => s + v * v, 0)) + 1e-10, nb = Math.sqrt(tb[n]!.reduce((s, v) => s + v * v, 0)) + 1e-10;
+      layer += ta[n]!.reduce((s, v, c) => s + (v / na - tb[n]![c]! / nb) ** 2, 0);
+    }
+    total += layer / (ta.length - 1);
+  }
+  assertClose([d[1]!], [total / ha.length], 1e-5, 1e-4, 'feature distance');
+  assert.throws(() => scorer.featureDistance([a], [a, b]), MetricInputError);
+  scorer.dispose();
+});
