@@ -4,9 +4,11 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { Tensor } from '../engine/index.js';
+import { dispose, type Tensor } from '../engine/index.js';
 import { imageToTensor, prepareImage, readImage, tensorToImage, writePng, type RgbImage } from '../io/image.js';
-import { AUTO_ETAS, DEFAULT_AUTO_RULE, autoChoose, imageHash, type Candidate, type CandidateScorer, type EditSession, type Embeddings } from '../pipelines/imagic/index.js';
+import {
+  AUTO_ETAS, AUTO_SEEDS, DEFAULT_AUTO_RULE, EditSession, INVERTED_SEED, autoChoose, imageHash, invertedNoise, type Candidate, type CandidateScorer, type Embeddings,
+} from '../pipelines/imagic/index.js';
 import type { StableDiffusion } from '../pipelines/index.js';
 import {
   RULE_DESCRIPTION, buildCandidates, candidateFile, formatScoreTable, metricsFiles, outputStem, writeAtomic, writeMetricsReport,
@@ -17,9 +19,6 @@ import { stepProgress } from './progress.js';
 
 /** --eta: numbers, or 'auto'. */
 export type EtaSpec = number[] | 'auto';
-
-/** The candidate seeds of --eta auto when --seeds is not given. */
-export const AUTO_SEEDS: readonly number[] = Object.freeze([0, 1, 2, 3]);
 
 export interface RenderPlan {
   auto: boolean;
@@ -48,6 +47,7 @@ export function planRender(output: string, etas: EtaSpec, seeds: number[] | unde
   const auto = etas === 'auto';
   const e = auto ? [...autoEtas] : etas;
   const s = seeds ?? (auto ? [...AUTO_SEEDS] : [0]);
+  if (!auto && s.includes(INVERTED_SEED)) throw new Error("the seed 'inverted' (the input's own inverted noise) is a candidate of --eta auto only");
   const files = new Map<string, string>();
   const single = !auto && e.length === 1 && s.length === 1;
   for (const seed of s) {
@@ -115,13 +115,25 @@ function baseReport(c: ReportContext): Omit<MetricsReport, 'rule' | 'choice' | '
 export async function renderAuto(sd: StableDiffusion, emb: Embeddings, p: RenderPlan, c: ReportContext, input: Tensor, quiet?: boolean): Promise<{ report: MetricsReport; chosen: RgbImage }> {
   await mkdir(p.candidatesDir!, { recursive: true });
   // Candidates of an earlier run with other etas or seeds would sit beside these as if they were theirs.
-  for (const f of readdirSync(p.candidatesDir!)) if (/^eta-?[\d.]+-seed\d+\.png$/.test(f)) rmSync(path.join(p.candidatesDir!, f), { force: true });
+  for (const f of readdirSync(p.candidatesDir!)) if (/^eta-?[\d.]+-(seed\d+|inverted)\.png$/.test(f)) rmSync(path.join(p.candidatesDir!, f), { force: true });
   const images = new Map<string, RgbImage>();
+  // The input's own starting noise: DDIM inversion of the session's image latent through the fine-tuned UNet.
+  let inverted: Tensor | null = null;
+  if (p.seeds.includes(INVERTED_SEED)) {
+    const e = EditSession.open(c.session).loadEmbeddings();
+    dispose([e.eTgt, e.eOpt, e.eUncond, e.rngAfterA]);
+    try {
+      inverted = invertedNoise(sd, e.latent, emb.eOpt, c.steps);
+    } finally {
+      e.latent.dispose();
+    }
+  }
   const bar = stepProgress('candidates', p.seeds.length * c.steps, quiet);
   let result: Awaited<ReturnType<typeof autoChoose>>;
   try {
     result = await autoChoose(sd, emb, {
       etas: p.etas, seeds: p.seeds, steps: c.steps, guidanceScale: c.guidanceScale, target: c.target, input, scorer: c.scorer, rule: DEFAULT_AUTO_RULE,
+      invertedNoise: inverted ?? undefined,
       onStep: (done) => bar.update(done),
       onImage: async (image, cand) => {
         const rgb = tensorToImage(image);
@@ -132,6 +144,7 @@ export async function renderAuto(sd: StableDiffusion, emb: Embeddings, p: Render
     });
   } finally {
     bar.stop();
+    inverted?.dispose();
   }
   const { candidates, choice } = result;
   const chosen = images.get(gridKey(choice.candidate.eta, choice.candidate.seed))!;

@@ -6,10 +6,10 @@ import { dispose, type Tensor } from '../engine/index.js';
 import { tensorToImage, writePng, type RgbImage } from '../io/image.js';
 import { sideBySide } from '../io/sheet.js';
 import { ddimInversionEdit, disposeStableDiffusion, img2img, type StableDiffusion } from '../pipelines/index.js';
-import { renderEdit, resolveSettings, type CandidateScorer, type Embeddings } from '../pipelines/imagic/index.js';
+import { INVERTED_SEED, renderEdit, resolveSettings, type CandidateScorer, type Embeddings } from '../pipelines/imagic/index.js';
 import { checkPlan, finishReport, gridKey, metricsReport, planRender, renderAuto, saveSessionInput, scoreImage, type RenderPlan } from './auto.js';
 import { checkTargetText, defaultPreset, defaultSessionDir, loadInput, scorerFor, trainWithProgress, type EditArgs } from './edit.js';
-import type { MetricsReport } from './metrics.js';
+import { formatEta, seedText, type MetricsReport } from './metrics.js';
 import { loadModel, logger } from './model.js';
 import { interruptFlag, withSuffix } from './options.js';
 import { stepProgress } from './progress.js';
@@ -31,8 +31,8 @@ export async function compare(imageFile: string, target: string, a: CompareArgs)
     eta: etas === 'auto' ? undefined : etas[0],
   });
   const names = { imagic: withSuffix(a.output, 'imagic'), sdedit: withSuffix(a.output, 'sdedit'), ddim: withSuffix(a.output, 'ddim-inversion') };
-  // The baselines use the first seed; Imagic the first eta and seed, or (auto) every candidate, chosen into <output>-imagic.png.
-  const seed = a.seeds?.[0] ?? 0;
+  // The baselines use the first seed (of fresh noise); Imagic the first eta and seed, or (auto) every candidate, chosen into <output>-imagic.png.
+  const seed = a.seeds?.find((s) => s !== INVERTED_SEED) ?? 0;
   const p = planRender(a.output, etas === 'auto' ? 'auto' : [settings.eta], etas === 'auto' ? a.seeds : [seed], a.metrics ?? false, settings.autoEtas);
   const plan: RenderPlan = { ...p, output: names.imagic, sheet: null, files: p.auto ? p.files : new Map([[gridKey(settings.eta, seed), names.imagic]]) };
   checkPlan(plan, a.force ?? false, [a.output, names.sdedit, names.ddim]);
@@ -86,7 +86,7 @@ export async function compare(imageFile: string, target: string, a: CompareArgs)
       const r = await renderAuto(sd, emb!, plan, { ...ctx, scorer: scorer! }, input, a.quiet);
       images.push(r.chosen);
       report = r.report;
-      imagicLabel = `Imagic eta ${report.choice!.eta} seed ${report.choice!.seed}, chosen of ${plan.files.size}`;
+      imagicLabel = `Imagic eta ${formatEta(report.choice!.eta)} ${seedText(report.choice!.seed)}, chosen of ${plan.files.size}`;
     } else {
       const scores = await run('imagic', names.imagic, async (onStep) => {
         const r = await renderEdit(sd!, emb!, { eta: settings.eta, seed, steps: settings.steps, guidanceScale: settings.guidanceScale, onStep });

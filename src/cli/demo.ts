@@ -8,10 +8,9 @@ import path from 'node:path';
 import { readImage, writePng } from '../io/image.js';
 import { contactSheet } from '../io/sheet.js';
 import { captionOf, checkEdit, nominalSpec, readAttributes, renderShape, type ReadResult, type ShapeAttributes } from '../shapes/index.js';
-import { resolveSettings } from '../pipelines/imagic/index.js';
-import { AUTO_SEEDS } from './auto.js';
+import { AUTO_SEEDS, resolveSettings, seedLabel } from '../pipelines/imagic/index.js';
 import { edit } from './edit.js';
-import { formatEta, formatScoreTable } from './metrics.js';
+import { formatEta, formatScoreTable, seedText } from './metrics.js';
 import { logger } from './model.js';
 
 export interface DemoArgs {
@@ -48,7 +47,7 @@ export async function demo(a: DemoArgs): Promise<{ ok: boolean; files: Record<st
   };
   await writePng(files.input, renderShape(nominalSpec(a.input)));
   const settings = resolveSettings('shapes');
-  log(`imagic demo: "${captionOf(a.input)}" -> "${a.target}" on the embedded Shapes-64 model (${settings.stepsA} stage A + ${settings.stepsB} stage B steps, then the automatic choice among etas ${settings.autoEtas.join(',')} x seeds ${AUTO_SEEDS.join(',')})`);
+  log(`imagic demo: "${captionOf(a.input)}" -> "${a.target}" on the embedded Shapes-64 model (${settings.stepsA} stage A + ${settings.stepsB} stage B steps, then the automatic choice among etas ${settings.autoEtas.join(',')} x seeds ${AUTO_SEEDS.map(seedLabel).join(',')})`);
   // The same path as `imagic edit` (--eta auto, the default).
   const r = await edit(files.input, a.target, {
     model: a.model, dtype: 'float32', device: a.device, threads: a.threads, quiet: a.quiet,
@@ -65,14 +64,14 @@ export async function demo(a: DemoArgs): Promise<{ ok: boolean; files: Record<st
   const seeds = [...new Set(report.candidates.map((c) => c.seed))];
   const byKey = new Map(report.candidates.map((c) => [`${c.eta}/${c.seed}`, c]));
   const rows = await Promise.all(seeds.map((s) => Promise.all(etas.map((e) => readImage(byKey.get(`${e}/${s}`)!.file)))));
-  await writePng(files.sheet, await contactSheet(rows, { rowLabels: seeds.map((s) => `seed ${s}`), colLabels: etas.map((e) => `eta ${formatEta(e)}`) }));
+  await writePng(files.sheet, await contactSheet(rows, { rowLabels: seeds.map(seedText), colLabels: etas.map((e) => `eta ${formatEta(e)}`) }));
 
   const input = readAttributes(await readImage(files.input));
   const output = readAttributes(await readImage(files.output));
   const check = checkEdit(input, output, a.target);
   out('');
   out(`evaluator, input:   ${describe(input)}`);
-  out(`evaluator, output:  ${describe(output)}   (eta ${formatEta(choice.eta)}, seed ${choice.seed}: ${report.metrics.alignment} ${choice.alignment.toFixed(2)}, ${report.metrics.preservation} ${choice.preservation.toFixed(4)})`);
+  out(`evaluator, output:  ${describe(output)}   (eta ${formatEta(choice.eta)}, ${seedText(choice.seed)}: ${report.metrics.alignment} ${choice.alignment.toFixed(2)}, ${report.metrics.preservation} ${choice.preservation.toFixed(4)})`);
   out(`edit "${a.target}": ${check.success ? 'succeeded' : `failed (${check.failed.join(', ') || check.reason})`}; ${check.preserved ? 'the rest preserved' : `changed: ${check.changed.join(', ') || check.reason}`}`);
   // What the evaluator reads in every candidate: how often the rule's pick could have done better.
   const perEta = etas.map((e) => ({ e, n: 0, ok: 0, kept: 0 }));
@@ -84,7 +83,7 @@ export async function demo(a: DemoArgs): Promise<{ ok: boolean; files: Record<st
     if (k.success && k.preserved) row.kept++;
   }
   const total = perEta.reduce((t, p) => ({ ok: t.ok + p.ok, kept: t.kept + p.kept }), { ok: 0, kept: 0 });
-  out(`evaluator, all ${report.candidates.length} candidates: ${total.ok} edited, ${total.kept} edited with the rest preserved; by eta (edited / also preserved, of ${seeds.length} seeds): ${perEta.map((p) => `${formatEta(p.e)} ${p.ok}/${p.kept}`).join(', ')}`);
+  out(`evaluator, all ${report.candidates.length} candidates: ${total.ok} edited, ${total.kept} edited with the rest preserved; by eta (edited / also preserved, of ${seeds.length} noises): ${perEta.map((p) => `${formatEta(p.e)} ${p.ok}/${p.kept}`).join(', ')}`);
   out('');
   out(`input:         ${files.input}`);
   out(`output:        ${files.output} (the automatic choice)`);

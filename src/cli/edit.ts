@@ -5,10 +5,10 @@ import { dispose, type Tensor } from '../engine/index.js';
 import { imageToTensor, prepareImage, readImage, tensorToImage, writePng, type RgbImage } from '../io/image.js';
 import { contactSheet } from '../io/sheet.js';
 import { disposeStableDiffusion, type StableDiffusion } from '../pipelines/index.js';
-import { AUTO_ETAS, EditSession, etaWarning, openForRender, renderGrid, resolveSettings, runEdit, type Candidate, type CandidateScorer, type EditInputs, type EditResult, type Embeddings, type ImagicSettings, type PresetName } from '../pipelines/imagic/index.js';
+import { AUTO_ETAS, DEFAULT_PRESERVATION, EditSession, INVERTED_SEED, etaWarning, openForRender, renderGrid, resolveSettings, runEdit, type Candidate, type CandidateScorer, type PreservationMetric, type EditInputs, type EditResult, type Embeddings, type ImagicSettings, type PresetName } from '../pipelines/imagic/index.js';
 import { interruptFlag } from './options.js';
 import { checkPlan, finishReport, gridKey, metricsReport, planRender, renderAuto, saveSessionInput, loadSessionInput, scoreImage, type EtaSpec, type RenderPlan, type ReportContext } from './auto.js';
-import { formatEta, loadCandidateScorer, type ClipSource, type MetricsReport } from './metrics.js';
+import { formatEta, loadCandidateScorer, seedText, type ClipSource, type MetricsReport } from './metrics.js';
 import { stepProgress, type StepProgress } from './progress.js';
 import { loadModel, logger, type ModelArgs } from './model.js';
 import { captionWarnings, imageDomainWarning, isShapesModel } from '../shapes/domain.js';
@@ -17,7 +17,7 @@ export interface RenderArgs {
   output: string;
   /** Numbers, or 'auto' (edit and compare: the default). */
   etas?: EtaSpec;
-  /** Default: [0], or AUTO_SEEDS with --eta auto. */
+  /** Default: [0], or AUTO_SEEDS (the input's inverted noise and seeds 0-3) with --eta auto. */
   seeds?: number[];
   steps?: number;
   guidance?: number;
@@ -26,6 +26,8 @@ export interface RenderArgs {
   metrics?: boolean;
   /** The CLIP for the scores (default: <model>/clip, else CLIP ViT-L/14 from the Hub). */
   clipModel?: string;
+  /** How preservation is measured (default DEFAULT_PRESERVATION, the one the rule was calibrated with). */
+  preservation?: PreservationMetric;
 }
 
 export interface EditArgs extends ModelArgs, RenderArgs {
@@ -148,9 +150,9 @@ export function defaultSessionDir(output: string): string {
 }
 
 /** The CLIP scorer when the plan needs scores (loaded before any training, so that a missing or broken CLIP fails first). */
-export async function scorerFor(p: RenderPlan, a: { model: string; clipModel?: string; device: string; offline?: boolean; quiet?: boolean }, log: (m: string) => void): Promise<{ scorer: (CandidateScorer & { dispose(): void }) | null; clip: ClipSource | null }> {
+export async function scorerFor(p: RenderPlan, a: { model: string; clipModel?: string; preservation?: PreservationMetric; device: string; offline?: boolean; quiet?: boolean }, log: (m: string) => void): Promise<{ scorer: (CandidateScorer & { dispose(): void }) | null; clip: ClipSource | null }> {
   if (!p.metrics) return { scorer: null, clip: null };
-  return loadCandidateScorer(a, p.auto, log);
+  return loadCandidateScorer(a, a.preservation ?? DEFAULT_PRESERVATION, p.auto, log);
 }
 
 export async function edit(imageFile: string, target: string, a: EditArgs): Promise<{ outputs: string[]; session: string; interrupted: boolean; report: MetricsReport | null }> {
@@ -215,7 +217,7 @@ export async function render(sessionDir: string, a: RenderArgs & Partial<ModelAr
   const chosenBefore = session.file('auto-choice.json');
   if (a.etas === undefined && existsSync(chosenBefore)) {
     const c = JSON.parse(readFileSync(chosenBefore, 'utf8')) as { eta: number; seed: number };
-    log(`note: rendering the session's eta ${formatEta(session.json.settings.eta)}; its automatic choice was eta ${formatEta(c.eta)}, seed ${c.seed} (--eta ${c.eta} --seeds ${c.seed})`);
+    log(`note: rendering the session's eta ${formatEta(session.json.settings.eta)}; its automatic choice was eta ${formatEta(c.eta)}, ${seedText(c.seed)}${c.seed === INVERTED_SEED ? ' (render it again with --eta auto --seeds inverted)' : ` (--eta ${c.eta} --seeds ${c.seed})`}`);
   }
   const model = a.model ?? session.json.model.source;
   const m = { dtype: 'float32' as const, device: 'cpu', ...a, model };

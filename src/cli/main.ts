@@ -11,9 +11,8 @@ import { trainShapesCommand } from './train-shapes.js';
 import { demo, DEMO_INPUT, DEMO_TARGET } from './demo.js';
 import { DEFAULT_TRAIN_SETTINGS } from '../shapes/train/index.js';
 import { int, num, parseEtas, parseSeeds } from './options.js';
-import { AUTO_SEEDS } from './auto.js';
 import { DEFAULT_HUB_CLIP } from './metrics.js';
-import { DEFAULT_AUTO_RULE, PRESETS } from '../pipelines/imagic/index.js';
+import { AUTO_SEEDS, DEFAULT_AUTO_RULE, DEFAULT_PRESERVATION, PRESETS, seedLabel } from '../pipelines/imagic/index.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 /** The embedded model, once the project ships it (models/shapes-64). */
@@ -70,11 +69,12 @@ function modelOptions(cmd: Command, withModel = true): Command {
 function renderOptions(cmd: Command, etaDefault: 'auto' | 'session'): Command {
   return cmd
     .option('--eta <spec>', `interpolation weight of the target text: auto, one value, a list (0.6,0.7) or a range start:end:step (0.4:0.9:0.1); values outside [0, 1] extrapolate. auto: render the candidate etas for each of --seeds, score them, keep one (see "Automatic eta" below) (default: ${etaDefault === 'auto' ? 'auto' : "the session's eta"})`, parseEtas)
-    .option('--seeds <spec>', `sampling seeds: one, a list (0,1,2) or a range first:last (0:3); each seed's starting noise is shared by every eta (default 0; with --eta auto the candidates' seeds, default ${AUTO_SEEDS.join(',')})`, parseSeeds)
+    .option('--seeds <spec>', `sampling seeds: one, a list (0,1,2), a range first:last (0:3) or both (0,5:7); each seed's starting noise is shared by every eta (default 0). With --eta auto, the candidates' noises (default ${AUTO_SEEDS.map(seedLabel).join(',')}; 'inverted' is the input's own DDIM-inverted noise)`, parseSeeds)
     .option('--steps <n>', 'DDIM sampling steps (default: the preset\'s)', int('steps', 1))
     .option('-g, --guidance <scale>', 'classifier-free guidance scale (default: the preset\'s 7.5)', num('guidance'))
-    .option('--metrics', 'score every image rendered: CLIP score to the text and CLIP-I to the input, into <output>-metrics.json, -metrics.csv and the plot -metrics.png (always on with --eta auto)')
+    .option('--metrics', 'score every image rendered (alignment: CLIP score to the text; preservation, see --preservation), into <output>-metrics.json, -metrics.csv and the plot -metrics.png (always on with --eta auto)')
     .option('--clip-model <dir|repo-id>', `the CLIP for the scores: a transformers CLIPModel folder or a Hub repo id (default: the model's clip/ folder, which the embedded model ships; otherwise ${DEFAULT_HUB_CLIP}, downloaded once)`)
+    .addOption(new Option('--preservation <metric>', "how much of the input an image keeps: feature-distance (minus the CLIP feature distance, LPIPS-style on the image tower's patch tokens: sees moves and resizes) or clip-i (cosine of the pooled image embeddings)").choices(['feature-distance', 'clip-i']).default(DEFAULT_PRESERVATION))
     .option('-f, --force', 'overwrite existing output files')
     .addHelpText('after', AUTO_HELP);
 }
@@ -83,19 +83,22 @@ const AUTO_HELP = `
 Automatic eta (--eta auto):
   From the trained session (no retraining), the preset's candidate etas (default, thorough, fast:
   ${PRESETS.default.autoEtas.join(',')}; shapes: ${PRESETS.shapes.autoEtas.join(',')}) are rendered
-  for each seed of --seeds (default ${AUTO_SEEDS.join(',')}), and every candidate is scored with a CLIP:
+  from each starting noise of --seeds (default ${AUTO_SEEDS.map(seedLabel).join(',')}: the input's own DDIM-inverted noise,
+  which keeps its layout, and four fresh seeds), and every candidate is scored with a CLIP:
     alignment     CLIP score to the target text: 100 * max(cos(image, text), 0)
-    preservation  CLIP-I to the input: cos(image, input) of CLIP's image embeddings
+    preservation  --preservation: minus the CLIP feature distance to the input (default), or CLIP-I
+                  to the input (cosine of the image embeddings)
   The rule: among the candidates whose alignment is within ${DEFAULT_AUTO_RULE.tolerance} points of the best one's, take the
-  one most like the input (highest CLIP-I); ties go to the smaller eta, then the smaller seed.
-  Alignment alone would pick over-edited images; preservation alone, the unedited input.
-  It writes: <output> (the chosen image); <stem>-candidates/eta0.70-seed1.png (every candidate);
-  <stem>-metrics.json (each candidate's eta, seed, alignment, preservation and whether it was chosen;
-  the rule and why it chose; the metrics' names; the CLIP); <stem>-metrics.csv; <stem>-metrics.png
-  (alignment against preservation: a curve per seed, a point per eta, the choice ringed; compare adds
-  SDEdit and DDIM inversion as their own markers); auto-choice.json in the session folder. It prints
-  a table of the scores and why the candidate won. --metrics with etas given writes the same report
-  without a choice.
+  one most like the input (highest preservation); ties go to the smaller eta, then the inverted noise,
+  then the smaller seed. Alignment alone would pick over-edited images; preservation alone, the
+  unedited input.
+  It writes: <output> (the chosen image); <stem>-candidates/eta0.70-seed1.png, eta0.70-inverted.png
+  (every candidate); <stem>-metrics.json (each candidate's eta, seed, alignment, preservation and
+  whether it was chosen; the rule and why it chose; the metrics' names; the CLIP); <stem>-metrics.csv;
+  <stem>-metrics.png (alignment against preservation: a curve per noise, a point per eta, the choice
+  ringed; compare adds SDEdit and DDIM inversion as their own markers); auto-choice.json in the
+  session folder. It prints a table of the scores and why the candidate won. --metrics with etas
+  given writes the same report without a choice.
   The CLIP: --clip-model, else the model folder's clip/, else ${DEFAULT_HUB_CLIP}
   (from the Hub; --offline uses the cache only). When none can be loaded, the command stops before
   training: give --clip-model, or an eta (e.g. --eta 0.7) to skip the automatic choice.`;
@@ -169,7 +172,7 @@ modelOptions(renderOptions(program
 program
   .command('demo')
   .summary('an Imagic edit on the embedded Shapes-64 model, end to end (about a minute on a CPU)')
-  .description('Render a large red circle on the left (white background) and edit it with Imagic to "a red square" on the embedded model, as `imagic edit` does: train, render candidates at the shapes preset\'s etas for seeds 0-3, score them with the model\'s own CLIP (CLIP score to the text, CLIP-I to the input) and keep the one the rule picks (see `imagic edit --help`). Writes the input, the output, a contact sheet of the candidates, the scores (JSON, CSV, plot), and prints the scores and what the domain\'s evaluator reads in the input, the output and the candidates.')
+  .description('Render a large red circle on the left (white background) and edit it with Imagic to "a red square" on the embedded model, as `imagic edit` does: train, render candidates at the shapes preset\'s etas from the input\'s inverted noise and seeds 0-3, score them with the model\'s own CLIP (CLIP score to the text, the CLIP feature distance to the input) and keep the one the rule picks (see `imagic edit --help`). Writes the input, the output, a contact sheet of the candidates, the scores (JSON, CSV, plot), and prints the scores and what the domain\'s evaluator reads in the input, the output and the candidates.')
   .option('-o, --output-dir <dir>', 'where to write the files', 'demo-output')
   .option('--target <text>', 'the target text', DEMO_TARGET)
   .option('--device <device>', 'cpu, cuda or cuda:N', 'cpu')

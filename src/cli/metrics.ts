@@ -1,13 +1,12 @@
 // Scores for Imagic's candidates in the CLI (--eta auto, --metrics): which CLIP scores them (--clip-model,
-// the model's own clip/ folder, or CLIP ViT-L/14 from the Hub), the CandidateScorer over a CLIPScorer,
+// the model's own clip/ folder, or CLIP ViT-L/14 from the Hub), loaded as the library's CandidateScorer,
 // and the report files: <stem>-metrics.json, -metrics.csv and the plot -metrics.png.
 import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { tidy, type Tensor } from '../engine/index.js';
 import { cliProgressReporter } from '../io/hub.js';
 import { writePlot, type PlotSeries } from '../io/plot.js';
 import { CLIPScorer } from '../metrics/index.js';
-import type { AutoRule, Candidate, CandidateScorer, Choice } from '../pipelines/imagic/index.js';
+import { clipCandidateScorer, INVERTED_SEED, type AutoRule, type Candidate, type CandidateScorer, type Choice, type PreservationMetric } from '../pipelines/imagic/index.js';
 import { isShapesModel } from '../shapes/domain.js';
 
 /** The CLIP for models that ship none: the one Stable Diffusion v1's text encoder comes from. */
@@ -45,28 +44,22 @@ export function resolveClipSource(model: string, clipModel: string | undefined, 
   return { source: DEFAULT_HUB_CLIP, name: DEFAULT_HUB_CLIP, origin: 'hub-default' };
 }
 
-/**
- * CLIP score and CLIP-I as a CandidateScorer: alignment = clipScore(images, the text for each), preservation
- * = CLIP-I of each image to the input (clipI(images, input repeated), with the input embedded once).
- */
-export function clipCandidateScorer(s: CLIPScorer, name: string): CandidateScorer & { dispose(): void } {
-  return {
-    names: { alignment: `CLIP score (${name})`, preservation: `CLIP-I (${name})` },
-    alignment: (images: Tensor, text: string) => s.clipScore(images, Array.from({ length: images.size(0) }, () => text)),
-    preservation: (images: Tensor, input: Tensor) => tidy(() => s.imageEmbeds(images).matmul(s.imageEmbeds(input).transpose(0, 1)).squeeze(1).toFlatArray()), // [N, P] x [P, 1]
-    dispose: () => s.dispose(),
-  };
-}
+/** 'seed 3', or 'inverted noise' for the input's own DDIM-inverted starting noise. */
+export const seedText = (seed: number) => (seed === INVERTED_SEED ? 'inverted noise' : `seed ${seed}`);
 
-/** Loads the CLIP (downloading a repo id once, unless offline). Any failure becomes one error that names --clip-model. */
-export async function loadCandidateScorer(a: { model: string; clipModel?: string; device: string; offline?: boolean; quiet?: boolean }, auto: boolean, log: (m: string) => void): Promise<{ scorer: CandidateScorer & { dispose(): void }; clip: ClipSource }> {
+/**
+ * Loads the CLIP (downloading a repo id once, unless offline) as the library's CandidateScorer
+ * (alignment: CLIP score to the text; preservation: `metric` to the input). Any failure becomes one
+ * error that names --clip-model.
+ */
+export async function loadCandidateScorer(a: { model: string; clipModel?: string; device: string; offline?: boolean; quiet?: boolean }, metric: PreservationMetric, auto: boolean, log: (m: string) => void): Promise<{ scorer: CandidateScorer & { dispose(): void }; clip: ClipSource }> {
   const clip = resolveClipSource(a.model, a.clipModel, auto);
   const where = { option: 'given by --clip-model', model: "the model's own", 'hub-default': 'the default for models without a clip/ folder' }[clip.origin];
   const download = a.quiet || !process.stderr.isTTY ? undefined : cliProgressReporter();
   try {
     const s = await CLIPScorer.load(clip.source, { device: a.device, offline: a.offline, onDownload: download?.onProgress });
     log(`loaded CLIP ${clip.name} for the metrics (${where})`);
-    return { scorer: clipCandidateScorer(s, clip.name), clip };
+    return { scorer: { ...clipCandidateScorer(s, clip.name, metric), dispose: () => s.dispose() }, clip };
   } catch (e) {
     const lines = (e instanceof Error ? e.message : String(e)).split('\n');
     const msg = lines.length > 12 ? [...lines.slice(0, 12), `  ... (${lines.length - 12} more lines)`] : lines;
@@ -77,6 +70,8 @@ export async function loadCandidateScorer(a: { model: string; clipModel?: string
 }
 
 export interface ScoredCandidate extends Candidate {
+  /** 'seed 3', or 'inverted noise' (seed INVERTED_SEED = -1: the input's own DDIM-inverted noise). */
+  noise: string;
   /** The candidate's image. */
   file: string;
   /** Within the rule's alignment tolerance (auto only). */
@@ -108,7 +103,7 @@ export interface MetricsReport {
   baselines: ScoredBaseline[];
 }
 
-export const RULE_DESCRIPTION = 'among the candidates whose alignment is within `tolerance` points of the best, the one with the highest preservation; ties to the smaller eta, then the smaller seed';
+export const RULE_DESCRIPTION = 'among the candidates whose alignment is within `tolerance` points of the best, the one with the highest preservation; ties to the smaller eta, then the smaller seed (the inverted noise, seed -1, first)';
 
 /** 'dir/out.png' -> 'dir/out' */
 export function outputStem(output: string): string {
@@ -127,15 +122,15 @@ export function metricsFiles(output: string): MetricsFiles {
   return { json: `${s}-metrics.json`, csv: `${s}-metrics.csv`, plot: `${s}-metrics.png` };
 }
 
-/** A candidate's file in `<stem>-candidates/`: eta0.70-seed1.png */
+/** A candidate's file in `<stem>-candidates/`: eta0.70-seed1.png, or eta0.70-inverted.png for INVERTED_SEED. */
 export function candidateFile(output: string, eta: number, seed: number): string {
-  return path.join(`${outputStem(output)}-candidates`, `eta${eta.toFixed(2)}-seed${seed}.png`);
+  return path.join(`${outputStem(output)}-candidates`, `eta${eta.toFixed(2)}-${seed === INVERTED_SEED ? 'inverted' : `seed${seed}`}.png`);
 }
 
 /** The report with the choice marked; `choice` null for plain --metrics. */
 export function buildCandidates(cands: Candidate[], files: string[], choice: Choice | null): ScoredCandidate[] {
   const eligible = new Set(choice?.eligible ?? []);
-  return cands.map((c, i) => ({ eta: c.eta, seed: c.seed, alignment: c.alignment, preservation: c.preservation, file: files[i]!, eligible: eligible.has(i), chosen: choice?.index === i }));
+  return cands.map((c, i) => ({ eta: c.eta, seed: c.seed, noise: seedText(c.seed), alignment: c.alignment, preservation: c.preservation, file: files[i]!, eligible: eligible.has(i), chosen: choice?.index === i }));
 }
 
 export function writeAtomic(file: string, text: string): void {
@@ -161,9 +156,9 @@ function relativeTo(dir: string, r: MetricsReport): MetricsReport {
 }
 
 export function metricsCsv(r: MetricsReport): string {
-  const rows: (string | number | boolean)[][] = [['method', 'eta', 'seed', 'alignment', 'preservation', 'eligible', 'chosen', 'file']];
-  for (const c of r.candidates) rows.push(['Imagic', c.eta, c.seed, c.alignment, c.preservation, c.eligible, c.chosen, c.file]);
-  for (const b of r.baselines) rows.push([b.method, '', b.seed, b.alignment, b.preservation, '', '', b.file]);
+  const rows: (string | number | boolean)[][] = [['method', 'eta', 'seed', 'noise', 'alignment', 'preservation', 'eligible', 'chosen', 'file']];
+  for (const c of r.candidates) rows.push(['Imagic', c.eta, c.seed, c.noise, c.alignment, c.preservation, c.eligible, c.chosen, c.file]);
+  for (const b of r.baselines) rows.push([b.method, '', b.seed, seedText(b.seed), b.alignment, b.preservation, '', '', b.file]);
   return `${rows.map((row) => row.map(csvCell).join(',')).join('\n')}\n`;
 }
 
@@ -172,16 +167,16 @@ export async function writeMetricsPlot(file: string, r: MetricsReport): Promise<
   const seeds = [...new Set(r.candidates.map((c) => c.seed))];
   const series: PlotSeries[] = seeds.map((seed) => {
     const pts = r.candidates.filter((c) => c.seed === seed).sort((a, b) => a.eta - b.eta);
-    return { name: `Imagic, seed ${seed}`, line: pts.length > 1, points: pts.map((c) => ({ x: c.preservation, y: c.alignment, label: formatEta(c.eta) })) };
+    return { name: `Imagic, ${seedText(seed)}`, line: pts.length > 1, points: pts.map((c) => ({ x: c.preservation, y: c.alignment, label: formatEta(c.eta) })) };
   });
   const style = { SDEdit: { marker: 'square', color: '#000000' }, 'DDIM inversion': { marker: 'diamond', color: '#7f7f7f' } } as const;
   for (const b of r.baselines) series.push({ name: `${b.method}, seed ${b.seed}`, ...style[b.method], size: 6, points: [{ x: b.preservation, y: b.alignment }] });
   const c = r.choice;
   await writePlot(file, series, {
     title: `"${r.target}": ${r.candidates.length} Imagic candidate${r.candidates.length === 1 ? '' : 's'}${r.baselines.length ? ' and the baselines' : ''}`,
-    xLabel: `preservation: ${r.metrics.preservation} to the input`,
+    xLabel: `preservation: ${r.metrics.preservation}`,
     yLabel: `alignment: ${r.metrics.alignment} to the text`,
-    highlights: c ? [{ x: c.preservation, y: c.alignment, name: `chosen: eta ${formatEta(c.eta)}, seed ${c.seed}` }] : [],
+    highlights: c ? [{ x: c.preservation, y: c.alignment, name: `chosen: eta ${formatEta(c.eta)}, ${seedText(c.seed)}` }] : [],
   });
 }
 
@@ -205,12 +200,12 @@ export function formatScoreTable(r: MetricsReport): string {
   const seeds = [...new Set(r.candidates.map((c) => c.seed))];
   const cell = (c: ScoredCandidate | undefined) => (c ? `${c.alignment.toFixed(2).padStart(6)} / ${c.preservation.toFixed(4)}${c.chosen ? ' *' : c.eligible ? ' +' : '  '}` : '');
   const w = 20;
-  const lines = [`scores: ${r.metrics.alignment} to the text / ${r.metrics.preservation} to the input${r.choice ? ' (* chosen, + within the rule\'s tolerance)' : ''}`];
-  lines.push(`  ${'eta'.padEnd(6)}${seeds.map((s) => `seed ${s}`.padEnd(w)).join('')}`.trimEnd());
+  const lines = [`scores: ${r.metrics.alignment} to the text / preservation: ${r.metrics.preservation}${r.choice ? ' (* chosen, + within the rule\'s tolerance)' : ''}`];
+  lines.push(`  ${'eta'.padEnd(6)}${seeds.map((s) => seedText(s).padEnd(w)).join('')}`.trimEnd());
   for (const eta of etas) {
     lines.push(`  ${formatEta(eta).padEnd(6)}${seeds.map((s) => cell(r.candidates.find((c) => c.eta === eta && c.seed === s)).padEnd(w)).join('')}`.trimEnd());
   }
   for (const b of r.baselines) lines.push(`  ${`${b.method} (seed ${b.seed})`.padEnd(24)}${b.alignment.toFixed(2).padStart(6)} / ${b.preservation.toFixed(4)}`);
-  if (r.choice) lines.push(`chosen: eta ${formatEta(r.choice.eta)}, seed ${r.choice.seed} -> ${r.choice.output}`, `why: ${r.choice.reason}`);
+  if (r.choice) lines.push(`chosen: eta ${formatEta(r.choice.eta)}, ${seedText(r.choice.seed)} -> ${r.choice.output}`, `why: ${r.choice.reason}`);
   return lines.join('\n');
 }

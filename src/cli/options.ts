@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
+import { INVERTED_SEED } from '../pipelines/imagic/index.js';
 
 export function int(name: string, min: number) {
   return (v: string): number => {
@@ -45,22 +46,33 @@ export function parseEtas(spec: string): number[] | 'auto' {
   return list;
 }
 
-/** '3', '0,1,2', or an inclusive range '0:4'. */
+/**
+ * '3', '0,1,2', an inclusive range '0:4', or a list of those ('inverted,0:3'); 'inverted' (INVERTED_SEED)
+ * is the input's own inverted noise, a candidate of --eta auto.
+ */
 export function parseSeeds(spec: string): number[] {
-  const s = spec.trim();
   const one = (p: string) => {
     const n = Number(p);
-    if (p.trim() === '' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`seed must be an integer >= 0, got '${p}'`);
+    if (p.trim() === '' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`seed must be an integer >= 0 or 'inverted', got '${p}'`);
     return n;
   };
-  if (s.includes(':')) {
-    const parts = s.split(':');
-    if (parts.length !== 2) throw new InvalidArgumentError(`seed range must be first:last, got '${spec}'`);
-    const [a, b] = parts.map(one) as [number, number];
-    if (b < a || b - a >= 1000) throw new InvalidArgumentError(`seed range '${spec}' must go up and hold at most 1000 seeds`);
-    return Array.from({ length: b - a + 1 }, (_, i) => a + i);
+  const out: number[] = [];
+  for (const item of spec.trim().split(',').map((p) => p.trim())) {
+    if (item.toLowerCase() === 'inverted') {
+      out.push(INVERTED_SEED);
+    } else if (item.includes(':')) {
+      const parts = item.split(':');
+      if (parts.length !== 2) throw new InvalidArgumentError(`seed range must be first:last, got '${item}'`);
+      const [a, b] = parts.map(one) as [number, number];
+      if (b < a || b - a >= 1000) throw new InvalidArgumentError(`seed range '${item}' must go up and hold at most 1000 seeds`);
+      for (let i = a; i <= b; i++) out.push(i);
+    } else {
+      out.push(one(item));
+    }
   }
-  return s.split(',').map(one);
+  if (out.length > 1000) throw new InvalidArgumentError(`'${spec}' names ${out.length} seeds; at most 1000`);
+  if (new Set(out).size !== out.length) throw new InvalidArgumentError(`'${spec}' names a seed twice`);
+  return out;
 }
 
 /** Refuses to overwrite existing files (unless force) and output folders that do not exist. Checked before any work. */

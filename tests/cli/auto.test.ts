@@ -12,7 +12,7 @@ import { Generator, manualSeed, setNumThreads } from '../../src/engine/index.js'
 import { readImage } from '../../src/io/image.js';
 import { CLIPScorer } from '../../src/metrics/index.js';
 import { CLIPModel, parseCLIPConfig } from '../../src/models/clip/index.js';
-import { chooseCandidate, DEFAULT_AUTO_RULE, resolveSettings } from '../../src/pipelines/imagic/index.js';
+import { AUTO_SEEDS, chooseCandidate, DEFAULT_AUTO_RULE, INVERTED_SEED, resolveSettings } from '../../src/pipelines/imagic/index.js';
 import { exportShapesClip, shapesClipConfig } from '../../src/shapes/train/clip.js';
 import { makeTinyModel, runCli } from './tiny-model.js';
 
@@ -37,7 +37,7 @@ interface Report {
   clip: { source: string; name: string; origin: string };
   rule: { tolerance: number; description: string } | null;
   choice: { index: number; eta: number; seed: number; alignment: number; preservation: number; reason: string; output: string } | null;
-  candidates: { eta: number; seed: number; alignment: number; preservation: number; file: string; eligible: boolean; chosen: boolean }[];
+  candidates: { eta: number; seed: number; noise: string; alignment: number; preservation: number; file: string; eligible: boolean; chosen: boolean }[];
   baselines: { method: string; seed: number; alignment: number; preservation: number; file: string }[];
 }
 const readJson = <T = Report>(f: string) => JSON.parse(readFileSync(f, 'utf8')) as T;
@@ -63,13 +63,15 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 test('edit without --eta chooses automatically: the chosen image, every candidate, JSON, CSV, plot, auto-choice.json', async () => {
   const r = runCli(['edit', input, target, '-m', model, ...fast, '--clip-model', clip, '-o', p('auto.png')], env);
   assert.equal(r.code, 0, r.err);
-  const seeds = [0, 1, 2, 3];
-  const names = seeds.flatMap((s) => AUTO_ETAS.map((e) => `eta${e.toFixed(2)}-seed${s}.png`)).sort();
+  // the default noises: the input's own inverted noise, then seeds 0-3
+  const seeds = [...AUTO_SEEDS];
+  assert.deepEqual(seeds, [INVERTED_SEED, 0, 1, 2, 3]);
+  const names = seeds.flatMap((s) => AUTO_ETAS.map((e) => `eta${e.toFixed(2)}-${s === INVERTED_SEED ? 'inverted' : `seed${s}`}.png`)).sort();
   assert.deepEqual(readdirSync(p('auto-candidates')).sort(), names);
   const j = readJson(p('auto-metrics.json'));
   assert.equal(j.command, 'edit');
   assert.equal(j.target, target);
-  assert.deepEqual(j.metrics, { alignment: 'CLIP score (tiny-clip)', preservation: 'CLIP-I (tiny-clip)' });
+  assert.deepEqual(j.metrics, { alignment: 'CLIP score (tiny-clip)', preservation: 'minus the CLIP feature distance to the input (tiny-clip)' });
   assert.deepEqual(j.clip, { source: clip, name: 'tiny-clip', origin: 'option' });
   const n = AUTO_ETAS.length * seeds.length;
   assert.equal(j.candidates.length, n);
@@ -92,20 +94,21 @@ test('edit without --eta chooses automatically: the chosen image, every candidat
       const c = j.candidates[i]!;
       const im = await readImage(p(c.file));
       assert.ok(Math.abs(scorer.clipScore(im, [target])[0]! - c.alignment) < 1e-3, `alignment of ${c.file}`);
-      assert.ok(Math.abs(scorer.clipI(im, ref)[0]! - c.preservation) < 1e-5, `preservation of ${c.file}`);
+      assert.ok(Math.abs(-scorer.featureDistance(im, ref)[0]! - c.preservation) < 1e-5, `preservation of ${c.file}`);
     }
   } finally {
     scorer.dispose();
   }
+  assert.deepEqual([...new Set(j.candidates.map((c) => c.noise))], ['inverted noise', 'seed 0', 'seed 1', 'seed 2', 'seed 3']);
   assert.ok(j.candidates.some((c) => c.alignment > 0), 'some alignment above 0 (the CLIP seed was picked for it)');
   // CSV: a header and a row per candidate, the same numbers.
   const csv = readFileSync(p('auto-metrics.csv'), 'utf8').trim().split('\n');
-  assert.equal(csv[0], 'method,eta,seed,alignment,preservation,eligible,chosen,file');
+  assert.equal(csv[0], 'method,eta,seed,noise,alignment,preservation,eligible,chosen,file');
   assert.equal(csv.length, n + 1);
   csv.slice(1).forEach((line, i) => {
-    const [method, eta, seed, a, pr, , chosen, file] = line.split(',');
+    const [method, eta, seed, noise, a, pr, , chosen, file] = line.split(',');
     const c = j.candidates[i]!;
-    assert.deepEqual([method, Number(eta), Number(seed), Number(a), Number(pr), chosen === 'true', file], ['Imagic', c.eta, c.seed, c.alignment, c.preservation, c.chosen, c.file]);
+    assert.deepEqual([method, Number(eta), Number(seed), noise, Number(a), Number(pr), chosen === 'true', file], ['Imagic', c.eta, c.seed, c.noise, c.alignment, c.preservation, c.chosen, c.file]);
   });
   const plot = await sharp(p('auto-metrics.png')).metadata();
   assert.deepEqual([plot.format, plot.width, plot.height], ['png', 800, 560]);
@@ -113,8 +116,8 @@ test('edit without --eta chooses automatically: the chosen image, every candidat
   assert.deepEqual([session.eta, session.seed, session.alignment], [j.choice!.eta, j.choice!.seed, j.choice!.alignment]);
   assert.equal(session.report, p('auto-metrics.json'));
   assert.ok(existsSync(p('auto.imagic/input.png')));
-  assert.match(r.err, /scores: CLIP score \(tiny-clip\) to the text \/ CLIP-I \(tiny-clip\) to the input/);
-  assert.match(r.err, new RegExp(`chosen: eta ${j.choice!.eta === 1 ? '1.0' : j.choice!.eta}, seed ${j.choice!.seed}`));
+  assert.match(r.err, /scores: CLIP score \(tiny-clip\) to the text \/ preservation: minus the CLIP feature distance to the input \(tiny-clip\)/);
+  assert.match(r.err, new RegExp(`chosen: eta ${j.choice!.eta === 1 ? '1.0' : j.choice!.eta}, ${j.candidates[again.index]!.noise}`));
   assert.match(r.err, new RegExp(`why: best alignment [\\d.]+; \\d+ of ${n} candidates within ${DEFAULT_AUTO_RULE.tolerance} of it`));
 });
 
@@ -137,17 +140,18 @@ test('the same session gives the same candidates, scores and choice (edit again,
   // render without --eta keeps the session's eta, and says what the automatic choice was
   const plain = runCli(['render', p('auto.imagic'), '-o', p('plain.png'), ...t1], env);
   assert.equal(plain.code, 0, plain.err);
-  assert.match(plain.err, new RegExp(`note: rendering the session's eta .*; its automatic choice was eta .*, seed ${first.choice!.seed}`));
+  assert.match(plain.err, new RegExp(`note: rendering the session's eta .*; its automatic choice was eta .*, ${first.candidates[first.choice!.index]!.noise}`));
 });
 
-test('--metrics with etas given: every image scored, no choice', async () => {
-  const r = runCli(['render', p('auto.imagic'), '--eta', '0.5,1.2', '--seeds', '0,3', '--metrics', '--clip-model', clip, '-o', p('m.png'), ...t1], env);
+test('--metrics with etas given: every image scored (here by CLIP-I), no choice', async () => {
+  const r = runCli(['render', p('auto.imagic'), '--eta', '0.5,1.2', '--seeds', '0,3', '--metrics', '--preservation', 'clip-i', '--clip-model', clip, '-o', p('m.png'), ...t1], env);
   assert.equal(r.code, 0, r.err);
   for (const f of ['m.png', 'm-eta0.50-seed0.png', 'm-eta1.20-seed3.png', 'm-metrics.csv', 'm-metrics.png']) assert.ok(existsSync(p(f)), f);
   assert.ok(!existsSync(p('m-candidates')));
   const j = readJson(p('m-metrics.json'));
   assert.equal(j.rule, null);
   assert.equal(j.choice, null);
+  assert.equal(j.metrics.preservation, 'CLIP-I to the input (tiny-clip)');
   assert.deepEqual(j.candidates.map((c) => [c.eta, c.seed, c.file, c.chosen]), [[0.5, 0, 'm-eta0.50-seed0.png', false], [1.2, 0, 'm-eta1.20-seed0.png', false], [0.5, 3, 'm-eta0.50-seed3.png', false], [1.2, 3, 'm-eta1.20-seed3.png', false]]);
   const scorer = await CLIPScorer.load(clip);
   try {
@@ -161,14 +165,18 @@ test('--metrics with etas given: every image scored, no choice', async () => {
     scorer.dispose();
   }
   assert.doesNotMatch(r.err, /chosen:/);
+  const inv = runCli(['render', p('auto.imagic'), '--eta', '0.7', '--seeds', 'inverted', '-o', p('inv.png'), ...t1], env);
+  assert.equal(inv.code, 1);
+  assert.match(inv.err, /the seed 'inverted' .* is a candidate of --eta auto only/);
 });
 
 test('compare (auto by default) scores the baselines too, into the JSON and onto the plot', () => {
-  const r = runCli(['compare', input, target, '-m', model, ...fast, '--seeds', '1', '--clip-model', clip, '--session', p('auto.imagic'), '-o', p('cmp.png')], env);
+  // the baselines take the first fresh seed
+  const r = runCli(['compare', input, target, '-m', model, ...fast, '--seeds', 'inverted,1', '--clip-model', clip, '--session', p('auto.imagic'), '-o', p('cmp.png')], env);
   assert.equal(r.code, 0, r.err);
   const j = readJson(p('cmp-metrics.json'));
-  assert.equal(j.candidates.length, AUTO_ETAS.length);
-  assert.ok(j.candidates.every((c) => c.seed === 1));
+  assert.equal(j.candidates.length, 2 * AUTO_ETAS.length);
+  assert.deepEqual([...new Set(j.candidates.map((c) => c.seed))], [INVERTED_SEED, 1]);
   assert.deepEqual(j.baselines.map((b) => [b.method, b.seed, b.file]), [['SDEdit', 1, 'cmp-sdedit.png'], ['DDIM inversion', 1, 'cmp-ddim-inversion.png']]);
   for (const b of j.baselines) assert.ok(b.alignment >= 0 && b.alignment <= 100 && b.preservation >= -1 && b.preservation <= 1, JSON.stringify(b));
   assert.deepEqual(readFileSync(p('cmp-imagic.png')), readFileSync(p(j.candidates[j.choice!.index]!.file)));
