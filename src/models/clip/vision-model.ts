@@ -22,9 +22,9 @@ export class CLIPVisionEmbeddings extends Module {
     const d = config.hiddenSize;
     this.class_embedding = this.param('class_embedding', o.device === 'meta'
       ? empty([d], { device: 'meta', dtype: o.dtype })
-      : noGrad(() => randn([d], { device: o.device, dtype: o.dtype })));
+      : noGrad(() => randn([d], { device: o.device, dtype: o.dtype, generator: o.generator })));
     this.patch_embedding = this.module('patch_embedding', new Conv2d(config.numChannels, d, config.patchSize,
-      { stride: config.patchSize, bias: false, device: o.device, dtype: o.dtype }));
+      { stride: config.patchSize, bias: false, device: o.device, dtype: o.dtype, generator: o.generator }));
     this.numPatches = (config.imageSize / config.patchSize) ** 2;
     this.position_embedding = this.module('position_embedding', new Embedding(this.numPatches + 1, d, o));
   }
