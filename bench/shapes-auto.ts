@@ -25,6 +25,18 @@ const { values: a } = parseArgs({ options: {
 if (a.threads) setNumThreads(Number(a.threads));
 const clip = await CLIPScorer.load(a.clip!);
 const tolerances = a.tolerances!.split(',').map(Number);
+const gains = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
+/** The rule's earlier form, for comparison: within `tol` points of the best alignment; of those, the most preserving. */
+function chooseByTolerance<C extends Candidate>(cands: C[], tol: number): { index: number } {
+  const best = Math.max(...cands.map((c) => c.alignment));
+  const idx = cands.map((_, i) => i).filter((i) => cands[i]!.alignment >= best - tol);
+  return { index: idx.sort((i, j) => cands[j]!.preservation - cands[i]!.preservation || cands[i]!.eta - cands[j]!.eta || cands[i]!.seed - cands[j]!.seed)[0]! };
+}
+/** The rule as auto.ts has it (chooseCandidate), at gain g. */
+function chooseByGain<C extends Candidate>(cands: C[], g: number, inAlign: number): C {
+  return cands[chooseCandidate(cands, inAlign, { gain: g }).index]!;
+}
+
 const PRES = ['clipI', 'feature', 'pixel'] as const;
 type Scored = Candidate & { good: boolean; pres: Record<(typeof PRES)[number], number> };
 for (const sweep of a.sweep ?? []) {
@@ -55,12 +67,20 @@ for (const sweep of a.sweep ?? []) {
       });
       dispose([imgs, rep]);
     });
+    const inAlign = clip.clipScore(input, [r.target])[0]!;
     dispose([...t.values(), input]);
     if (cands.some((c) => c.good)) oracle++;
+    for (const p of PRES) {
+      for (const g of gains) {
+        const ch = chooseByGain(cands.map((c) => ({ ...c, preservation: c.pres[p] })), g, inAlign);
+        hits.set(`gain-${p}/${g}`, (hits.get(`gain-${p}/${g}`) ?? 0) + (ch.good ? 1 : 0));
+        kindHits.set(`gain-${p}/${g}/${r.kind}`, (kindHits.get(`gain-${p}/${g}/${r.kind}`) ?? 0) + (ch.good ? 1 : 0));
+      }
+    }
     kinds.set(r.kind, (kinds.get(r.kind) ?? 0) + 1);
     for (const p of PRES) {
       for (const tol of tolerances) {
-        const ch = chooseCandidate(cands.map((c) => ({ ...c, preservation: c.pres[p] })), { tolerance: tol });
+        const ch = chooseByTolerance(cands.map((c) => ({ ...c, preservation: c.pres[p] })), tol);
         const good = cands[ch.index]!.good ? 1 : 0;
         hits.set(`${p}/${tol}`, (hits.get(`${p}/${tol}`) ?? 0) + good);
         kindHits.set(`${p}/${tol}/${r.kind}`, (kindHits.get(`${p}/${tol}/${r.kind}`) ?? 0) + good);
@@ -68,6 +88,11 @@ for (const sweep of a.sweep ?? []) {
     }
   }
   const n = rows.length;
+  for (const p of PRES) {
+    console.log(`  gain rule, preservation = ${p}: ${gains.map((g) => `${g}: ${hits.get(`gain-${p}/${g}`)}`).join(', ')}`);
+    const best = gains.reduce((b, g) => ((hits.get(`gain-${p}/${g}`) ?? 0) > (hits.get(`gain-${p}/${b}`) ?? 0) ? g : b));
+    console.log(`    best gain ${best} by kind: ${[...kinds].map(([k, m]) => `${k} ${kindHits.get(`gain-${p}/${best}/${k}`) ?? 0}/${m}`).join(', ')}`);
+  }
   console.log(`${sweep}: ${n} edits; some candidate right (oracle): ${oracle}/${n}`);
   for (const p of PRES) {
     console.log(`  preservation = ${p}: ${tolerances.map((tol) => `tol ${tol}: ${hits.get(`${p}/${tol}`)}`).join(', ')}`);

@@ -1,13 +1,13 @@
 // Trains the Shapes-64 domain CLIP (src/shapes/train/clip.ts) and measures it: zero-shot reading of
 // each attribute from fresh renders, and from the embedded VAE's reconstructions of them.
 // Usage: node dist/bench/shapes-clip.js [--run runs/shapes-clip] [--steps 2500] [--lr x] [--warmup n] [--group-size 4]
-//   [--init other-run/checkpoint.safetensors] [--export models/shapes-64/clip] [--threads 1]
+//   [--init other-run/checkpoint.safetensors] [--variants shape,shape,size,position,color,background] [--export models/shapes-64/clip] [--threads 1]
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { dispose, noGrad, setNumThreads, tidy } from '../src/engine/index.js';
 import { loadStableDiffusion } from '../src/pipelines/index.js';
-import { mulberry32, randomSpec } from '../src/shapes/spec.js';
+import { mulberry32, randomSpec, type AttributeName } from '../src/shapes/spec.js';
 import { DEFAULT_CLIP_TRAIN_SETTINGS, exportShapesClip, shapesClipTokenizer, trainShapesClip, zeroShotAccuracy } from '../src/shapes/train/clip.js';
 import { renderBatch } from '../src/shapes/train/data.js';
 
@@ -15,7 +15,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const { values: a } = parseArgs({ options: {
   run: { type: 'string', default: path.join(root, 'runs', 'shapes-clip') },
   steps: { type: 'string', default: String(DEFAULT_CLIP_TRAIN_SETTINGS.steps) },
-  lr: { type: 'string' }, warmup: { type: 'string' }, 'group-size': { type: 'string' }, init: { type: 'string' },
+  lr: { type: 'string' }, warmup: { type: 'string' }, 'group-size': { type: 'string' }, init: { type: 'string' }, variants: { type: 'string' },
   export: { type: 'string' },
   threads: { type: 'string' },
   model: { type: 'string', default: path.join(root, 'models', 'shapes-64') },
@@ -25,6 +25,7 @@ const settings = {
   ...DEFAULT_CLIP_TRAIN_SETTINGS, steps: Number(a.steps),
   ...(a.lr ? { lr: Number(a.lr) } : {}), ...(a.warmup ? { warmup: Number(a.warmup) } : {}),
   ...(a['group-size'] ? { groupSize: Number(a['group-size']) } : {}), ...(a.init ? { initFrom: path.resolve(a.init) } : {}),
+  ...(a.variants ? { variantAttributes: a.variants.split(',') as AttributeName[] } : {}),
 };
 const t0 = Date.now();
 let last = Date.now();

@@ -30,7 +30,7 @@ const { values: a } = parseArgs({ options: {
   seeds: { type: 'string', default: AUTO_SEEDS.join(',') },
   preservation: { type: 'string', default: DEFAULT_PRESERVATION },
   strengths: { type: 'string', default: '0.3,0.4,0.5,0.6,0.7,0.8' },
-  tolerance: { type: 'string' },
+  gain: { type: 'string' },
   'steps-a': { type: 'string' }, 'lr-a': { type: 'string' }, 'steps-b': { type: 'string' }, 'lr-b': { type: 'string' },
   json: { type: 'string' },
   plot: { type: 'string' },
@@ -45,7 +45,7 @@ const num = (v: string | undefined) => (v === undefined ? undefined : Number(v))
 const imagic = resolveSettings('shapes', { stepsA: num(a['steps-a']), lrA: num(a['lr-a']), stepsB: num(a['steps-b']), lrB: num(a['lr-b']) });
 const list = (v: string) => v.split(',').map(Number);
 const settings: BenchmarkSettings = {
-  imagic, etas: a.etas ? list(a.etas) : [...imagic.autoEtas], seeds: list(a.seeds!), rule: a.tolerance ? { tolerance: Number(a.tolerance) } : DEFAULT_AUTO_RULE,
+  imagic, etas: a.etas ? list(a.etas) : [...imagic.autoEtas], seeds: list(a.seeds!), rule: a.gain ? { gain: Number(a.gain) } : DEFAULT_AUTO_RULE,
   sdeditStrengths: list(a.strengths!), steps: imagic.steps, guidanceScale: imagic.guidanceScale, seed: 0,
 };
 const clipDir = a.clip ?? path.join(a.model!, 'clip');
@@ -87,7 +87,7 @@ const results = cases.map((c) => done.get(c.id)!);
 const s = summarize(results, settings);
 const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
 const f = (x: number | undefined, d = 2) => (x === undefined ? '' : x.toFixed(d));
-console.log(`\n${s.cases} edits, model ${path.relative(root, a.model!) || a.model}; Imagic ${imagic.stepsA} A (lr ${imagic.lrA}) + ${imagic.stepsB} B (lr ${imagic.lrB}) steps, ${imagic.steps} DDIM steps, guidance ${imagic.guidanceScale}; candidates: etas ${settings.etas.join(', ')} x seeds ${settings.seeds.join(', ')}; rule: tolerance ${settings.rule.tolerance}; metrics: CLIP score and ${a.preservation} of ${path.basename(clipDir)}\n`);
+console.log(`\n${s.cases} edits, model ${path.relative(root, a.model!) || a.model}; Imagic ${imagic.stepsA} A (lr ${imagic.lrA}) + ${imagic.stepsB} B (lr ${imagic.lrB}) steps, ${imagic.steps} DDIM steps, guidance ${imagic.guidanceScale}; candidates: etas ${settings.etas.join(', ')} x seeds ${settings.seeds.join(', ')}; rule: gain ${settings.rule.gain}; metrics: CLIP score and ${a.preservation} of ${path.basename(clipDir)}\n`);
 console.log('| method | success | preserved | both | both per kind: color / shape / size / position / background | CLIP score | preservation |');
 console.log('| --- | --- | --- | --- | --- | --- | --- |');
 for (const [m, r] of Object.entries(s.methods)) {

@@ -146,7 +146,7 @@ export async function renderAuto(sd: StableDiffusion, emb: Embeddings, p: Render
     bar.stop();
     inverted?.dispose();
   }
-  const { candidates, choice } = result;
+  const { candidates, choice, inputAlignment } = result;
   const chosen = images.get(gridKey(choice.candidate.eta, choice.candidate.seed))!;
   await writePng(p.output, chosen);
   const k = choice.candidate;
@@ -155,7 +155,8 @@ export async function renderAuto(sd: StableDiffusion, emb: Embeddings, p: Render
     report: {
       ...baseReport(c),
       rule: { ...DEFAULT_AUTO_RULE, description: RULE_DESCRIPTION },
-      choice: { index: choice.index, eta: k.eta, seed: k.seed, alignment: k.alignment, preservation: k.preservation, reason: choice.reason, output: p.output },
+      inputAlignment,
+      choice: { index: choice.index, threshold: choice.threshold, eta: k.eta, seed: k.seed, alignment: k.alignment, preservation: k.preservation, reason: choice.reason, output: p.output },
       candidates: buildCandidates(candidates, candidates.map((x) => p.files.get(gridKey(x.eta, x.seed))!), choice),
       baselines: [],
     },

@@ -88,10 +88,10 @@ Automatic eta (--eta auto):
     alignment     CLIP score to the target text: 100 * max(cos(image, text), 0)
     preservation  --preservation: minus the CLIP feature distance to the input (default), or CLIP-I
                   to the input (cosine of the image embeddings)
-  The rule: among the candidates whose alignment is within ${DEFAULT_AUTO_RULE.tolerance} points of the best one's, take the
-  one most like the input (highest preservation); ties go to the smaller eta, then the inverted noise,
-  then the smaller seed. Alignment alone would pick over-edited images; preservation alone, the
-  unedited input.
+  The rule: a candidate counts as edited when its alignment gets ${DEFAULT_AUTO_RULE.gain} of the way from the
+  input's own alignment (the floor) to the best candidate's (the ceiling); of those, the one most like
+  the input (highest preservation) wins; ties go to the smaller eta, then the inverted noise, then the
+  smaller seed. Alignment alone would pick over-edited images; preservation alone, the unedited input.
   It writes: <output> (the chosen image); <stem>-candidates/eta0.70-seed1.png, eta0.70-inverted.png
   (every candidate); <stem>-metrics.json (each candidate's eta, seed, alignment, preservation and
   whether it was chosen; the rule and why it chose; the metrics' names; the CLIP); <stem>-metrics.csv;

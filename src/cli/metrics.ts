@@ -74,7 +74,7 @@ export interface ScoredCandidate extends Candidate {
   noise: string;
   /** The candidate's image. */
   file: string;
-  /** Within the rule's alignment tolerance (auto only). */
+  /** Passed the rule's alignment cut (auto only). */
   eligible: boolean;
   chosen: boolean;
 }
@@ -98,12 +98,14 @@ export interface MetricsReport {
   sampling: { steps: number; guidanceScale: number };
   /** The automatic choice (null: --metrics with etas given). */
   rule: (AutoRule & { description: string }) | null;
-  choice: { index: number; eta: number; seed: number; alignment: number; preservation: number; reason: string; output: string } | null;
+  /** The input's own alignment to the text: the rule's floor (auto only). */
+  inputAlignment?: number;
+  choice: { index: number; threshold: number; eta: number; seed: number; alignment: number; preservation: number; reason: string; output: string } | null;
   candidates: ScoredCandidate[];
   baselines: ScoredBaseline[];
 }
 
-export const RULE_DESCRIPTION = 'among the candidates whose alignment is within `tolerance` points of the best, the one with the highest preservation; ties to the smaller eta, then the smaller seed (the inverted noise, seed -1, first)';
+export const RULE_DESCRIPTION = 'edited: alignment at least inputAlignment + gain * (best alignment - inputAlignment); of those, the one with the highest preservation; ties to the smaller eta, then the smaller seed (the inverted noise, seed -1, first)';
 
 /** 'dir/out.png' -> 'dir/out' */
 export function outputStem(output: string): string {
@@ -193,14 +195,14 @@ export const formatEta = (eta: number) => (Number.isInteger(eta) ? eta.toFixed(1
 
 /**
  * The scores as a table: a row per eta, a column per seed, each cell 'alignment / preservation'
- * ('*' the chosen one, '+' within the rule's tolerance), then the baselines and the reason.
+ * ('*' the chosen one, '+' past the rule's alignment cut), then the baselines and the reason.
  */
 export function formatScoreTable(r: MetricsReport): string {
   const etas = [...new Set(r.candidates.map((c) => c.eta))].sort((a, b) => a - b);
   const seeds = [...new Set(r.candidates.map((c) => c.seed))];
   const cell = (c: ScoredCandidate | undefined) => (c ? `${c.alignment.toFixed(2).padStart(6)} / ${c.preservation.toFixed(4)}${c.chosen ? ' *' : c.eligible ? ' +' : '  '}` : '');
   const w = 20;
-  const lines = [`scores: ${r.metrics.alignment} to the text / preservation: ${r.metrics.preservation}${r.choice ? ' (* chosen, + within the rule\'s tolerance)' : ''}`];
+  const lines = [`scores: ${r.metrics.alignment} to the text / preservation: ${r.metrics.preservation}${r.choice ? ' (* chosen, + past the rule\'s alignment cut)' : ''}`];
   lines.push(`  ${'eta'.padEnd(6)}${seeds.map((s) => seedText(s).padEnd(w)).join('')}`.trimEnd());
   for (const eta of etas) {
     lines.push(`  ${formatEta(eta).padEnd(6)}${seeds.map((s) => cell(r.candidates.find((c) => c.eta === eta && c.seed === s)).padEnd(w)).join('')}`.trimEnd());

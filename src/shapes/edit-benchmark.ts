@@ -68,6 +68,8 @@ export interface CaseResult {
   target: string;
   /** Imagic, every candidate (key: `eta/seed`, eta with two decimals). */
   imagic: Record<string, ScoredOutcome>;
+  /** The input's own alignment to the target (the rule's floor). */
+  inputAlignment: number;
   /** The automatic choice among the candidates (the rule sees only the metrics). */
   auto: { eta: number; seed: number };
   /** SDEdit per strength (key: strength with two decimals). */
@@ -137,7 +139,8 @@ export async function runEditCase(sd: StableDiffusion, c: EditCase, s: Benchmark
     });
     dispose([latent, eTgt, eUncond, ...(eOpt ? [eOpt] : []), ...(inverted ? [inverted] : [])]);
   }
-  const chosen = chooseCandidate(cands, s.rule).candidate;
+  const inputAlignment = scorer.alignment(image, c.target)[0]!;
+  const chosen = chooseCandidate(cands, inputAlignment, s.rule).candidate;
 
   t0 = Date.now();
   const sdedit: Record<string, ScoredOutcome> = {};
@@ -158,7 +161,7 @@ export async function runEditCase(sd: StableDiffusion, c: EditCase, s: Benchmark
   const ddimInversion = { empty: await inversion(''), caption: await inversion(fullCaption(c.input)) };
   image.dispose();
   seconds.ddimInversion = (Date.now() - t0) / 1000;
-  return { id: c.id, kind: c.kind, target: c.target, imagic, auto: { eta: chosen.eta, seed: chosen.seed }, sdedit, ddimInversion, seconds };
+  return { id: c.id, kind: c.kind, target: c.target, inputAlignment, imagic, auto: { eta: chosen.eta, seed: chosen.seed }, sdedit, ddimInversion, seconds };
 }
 
 export interface Rates {

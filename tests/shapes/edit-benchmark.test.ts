@@ -28,7 +28,7 @@ describe('edit benchmark', () => {
     const m = (ok: boolean, alignment = 20, preservation = 0.9): ScoredOutcome => ({ success: ok, preserved: true, alignment, preservation });
     // 4 edits, etas 0.7 / 0.9, seeds 0 / 1.
     const results: CaseResult[] = [0, 1, 2, 3].map((id) => ({
-      id, kind: id < 2 ? 'color' : 'shape', target: 'a blue circle',
+      id, kind: id < 2 ? 'color' : 'shape', target: 'a blue circle', inputAlignment: 5,
       seconds: { imagicTrain: 1, imagicRender: 1, sdedit: 1, ddimInversion: 1 },
       imagic: {
         '0.70/0': m(id === 0, 10), '0.90/0': m(id < 3, 30), // seed 0: eta 0.9 right for 0, 1, 2

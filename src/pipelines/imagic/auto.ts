@@ -25,18 +25,21 @@ export interface Candidate {
 }
 
 /**
- * The rule: among the candidates whose alignment is within `tolerance` CLIP-score points of the best
- * candidate's (the edit happened about as well as it can in this session), take the one most like
- * the input (highest CLIP-I); ties go to the smaller eta, then the smaller seed. Alignment alone
- * prefers over-edited images (the target's favourite size, color, place); preservation alone prefers
- * the unedited input; this keeps the edit and, of the edits, the one that keeps the most.
+ * The rule. The input's own alignment to the target text is the floor (what the unedited picture
+ * scores) and the best candidate's the ceiling (the most this session's edit achieves); a candidate
+ * counts as edited when its alignment reaches `gain` of the way from floor to ceiling. Of the edited
+ * candidates, the one most like the input wins; ties go to the smaller eta, then the smaller seed
+ * (the inverted noise first). Alignment alone prefers over-edited images (the target's favourite
+ * size, color, place); preservation alone prefers the unedited input. Measuring the cut as a share of
+ * the session's own range makes it independent of the CLIP's score scale. When no candidate aligns
+ * better than the input, the best-aligned candidate is taken (and the reason says the edit failed).
  */
 export interface AutoRule {
-  tolerance: number;
+  gain: number;
 }
 
 /** Calibrated once on the Shapes-64 development edits (bench/README.md, "Automatic eta"), not on the benchmark. */
-export const DEFAULT_AUTO_RULE: AutoRule = { tolerance: 3 };
+export const DEFAULT_AUTO_RULE: AutoRule = { gain: 0.8 };
 
 /** Which preservation metric the choice uses by default (calibrated with the rule). */
 export const DEFAULT_PRESERVATION: PreservationMetric = 'feature-distance';
@@ -62,23 +65,31 @@ export interface Choice {
   reason: string;
   /** The candidates that passed the alignment cut. */
   eligible: number[];
+  /** The alignment a candidate needed to count as edited. */
+  threshold: number;
 }
 
 /** Applies the rule (deterministic: the same scores always give the same choice). */
-export function chooseCandidate(cands: Candidate[], rule: AutoRule = DEFAULT_AUTO_RULE): Choice {
+export function chooseCandidate(cands: Candidate[], inputAlignment: number, rule: AutoRule = DEFAULT_AUTO_RULE): Choice {
   if (cands.length === 0) throw new Error('no candidates to choose from');
-  if (!(rule.tolerance >= 0)) throw new RangeError(`tolerance must be >= 0, got ${rule.tolerance}`);
+  if (!(rule.gain >= 0 && rule.gain <= 1)) throw new RangeError(`gain must be in [0, 1], got ${rule.gain}`);
+  if (!Number.isFinite(inputAlignment)) throw new RangeError(`inputAlignment must be a number, got ${inputAlignment}`);
   const best = Math.max(...cands.map((c) => c.alignment));
-  const eligible = cands.map((c, i) => [c, i] as const).filter(([c]) => c.alignment >= best - rule.tolerance).map(([, i]) => i);
+  const edited = best > inputAlignment;
+  const threshold = edited ? inputAlignment + rule.gain * (best - inputAlignment) : best;
+  const eligible = cands.map((c, i) => [c, i] as const).filter(([c]) => c.alignment >= threshold).map(([, i]) => i);
   const order = (i: number, j: number) => {
     const a = cands[i]!, b = cands[j]!;
     return b.preservation - a.preservation || a.eta - b.eta || a.seed - b.seed;
   };
   const index = [...eligible].sort(order)[0]!;
   const c = cands[index]!;
+  const what = `eta ${c.eta} seed ${seedLabel(c.seed)} (alignment ${c.alignment.toFixed(2)}, preservation ${c.preservation.toFixed(4)})`;
   return {
-    index, candidate: c, eligible,
-    reason: `best alignment ${best.toFixed(2)}; ${eligible.length} of ${cands.length} candidates within ${rule.tolerance} of it; of those, eta ${c.eta} seed ${seedLabel(c.seed)} is the most like the input (preservation ${c.preservation.toFixed(4)}, alignment ${c.alignment.toFixed(2)})`,
+    index, candidate: c, eligible, threshold,
+    reason: edited
+      ? `the input scores ${inputAlignment.toFixed(2)} and the best candidate ${best.toFixed(2)}; ${eligible.length} of ${cands.length} candidates reach ${threshold.toFixed(2)} (${rule.gain} of the way); of those, ${what} is the most like the input`
+      : `no candidate aligns with the text better than the input (${inputAlignment.toFixed(2)}): the edit did not take; taking the best-aligned, ${what}`,
   };
 }
 
@@ -100,7 +111,7 @@ export interface AutoOptions {
 }
 
 /** Renders every eta for every seed (one batch per seed), scores them, and chooses. */
-export async function autoChoose(sd: StableDiffusion, emb: Embeddings, o: AutoOptions): Promise<{ candidates: Candidate[]; choice: Choice }> {
+export async function autoChoose(sd: StableDiffusion, emb: Embeddings, o: AutoOptions): Promise<{ candidates: Candidate[]; choice: Choice; inputAlignment: number }> {
   if (o.etas.length === 0 || o.seeds.length === 0) throw new Error('--eta auto needs at least one candidate eta and seed');
   const candidates: Candidate[] = [];
   const total = o.seeds.length * o.steps;
@@ -124,7 +135,8 @@ export async function autoChoose(sd: StableDiffusion, emb: Embeddings, o: AutoOp
       dispose(images);
     }
   }
-  return { candidates, choice: chooseCandidate(candidates, o.rule) };
+  const inputAlignment = o.scorer.alignment(o.input, o.target)[0]!;
+  return { candidates, choice: chooseCandidate(candidates, inputAlignment, o.rule), inputAlignment };
 }
 
 /** What a CLIP scorer (src/metrics' CLIPScorer) offers: per-pair CLIP score, CLIP-I and the feature distance. */

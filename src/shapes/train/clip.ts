@@ -73,6 +73,8 @@ export interface ClipTrainSettings {
    * without groups the loss barely teaches the fine differences (shape at 16 px, a grid cell).
    */
   groupSize: number;
+  /** The attributes a variant changes, drawn uniformly from this list (repeat one to weight it); default all five. */
+  variantAttributes?: AttributeName[];
   seed: number;
   /** Start from these weights (a checkpoint.safetensors of another run) instead of a random initialization. */
   initFrom?: string;
@@ -83,8 +85,8 @@ export const DEFAULT_CLIP_TRAIN_SETTINGS: ClipTrainSettings = { steps: 2500, bat
 const VALUES: Record<AttributeName, readonly string[]> = { size: SIZES, color: OBJECT_COLORS, shape: SHAPES, position: POSITIONS, background: BACKGROUNDS };
 
 /** `spec` with one attribute changed to another value; size and position move the geometry by the same jitter. */
-export function variantSpec(spec: ShapeSpec, rng: () => number): ShapeSpec {
-  const a = ATTRIBUTES[Math.floor(rng() * ATTRIBUTES.length)]!;
+export function variantSpec(spec: ShapeSpec, rng: () => number, attributes: readonly AttributeName[] = ATTRIBUTES): ShapeSpec {
+  const a = attributes[Math.floor(rng() * attributes.length)]!;
   const others = VALUES[a].filter((v) => v !== spec[a]);
   const v = others[Math.floor(rng() * others.length)]!;
   const out = { ...spec, [a]: v } as ShapeSpec;
@@ -97,12 +99,12 @@ export function variantSpec(spec: ShapeSpec, rng: () => number): ShapeSpec {
 }
 
 /** A batch of specs in groups: a random spec, then `groupSize - 1` one-attribute variants of it. */
-export function groupedSpecs(rng: () => number, batchSize: number, groupSize: number): ShapeSpec[] {
+export function groupedSpecs(rng: () => number, batchSize: number, groupSize: number, attributes: readonly AttributeName[] = ATTRIBUTES): ShapeSpec[] {
   const specs: ShapeSpec[] = [];
   while (specs.length < batchSize) {
     const base = randomSpec(rng);
     specs.push(base);
-    for (let i = 1; i < groupSize && specs.length < batchSize; i++) specs.push(variantSpec(base, rng));
+    for (let i = 1; i < groupSize && specs.length < batchSize; i++) specs.push(variantSpec(base, rng, attributes));
   }
   return specs;
 }
@@ -213,7 +215,7 @@ export async function trainShapesClip(dir: string, s: ClipTrainSettings, hooks: 
       const loss = tidy(() => {
         opt.lr = lrAt(s, step);
         const rng = mulberry32(stepSeed(s.seed, step, 301));
-        const specs = groupedSpecs(rng, s.batchSize, s.groupSize);
+        const specs = groupedSpecs(rng, s.batchSize, s.groupSize, s.variantAttributes);
         const named = specs.map((sp) => clipCaption(sp, rng, s.full));
         const pixels = shapesClipPixels(renderBatch(specs, device));
         const out = model.forward(tok.call(named.map(captionOf)).inputIds, pixels);
