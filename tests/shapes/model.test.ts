@@ -1,6 +1,6 @@
 // The shipped Shapes-64 model (models/shapes-64), end to end: it loads as a Stable Diffusion folder,
 // generates images the evaluator reads as captioned, the demo's Imagic edit changes the named attribute
-// (the object's position is its measured weak point), and the CLI warns about input outside the domain (and still runs).
+// with the automatic choice keeps the rest of the picture, and the CLI warns about input outside the domain (and still runs).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,10 +11,14 @@ import { dispose } from '../../src/engine/index.js';
 import { imageToTensor, tensorToImage, tensorToImages } from '../../src/io/image-tensor.js';
 import { writePng } from '../../src/io/image.js';
 import { disposeStableDiffusion, loadStableDiffusion, text2img, type StableDiffusion } from '../../src/pipelines/index.js';
-import { renderEdit } from '../../src/pipelines/imagic/stages.js';
+import { encodeImage, invertedNoise } from '../../src/pipelines/imagic/stages.js';
+import { AUTO_SEEDS, autoChoose, clipCandidateScorer } from '../../src/pipelines/imagic/auto.js';
+import { CLIPScorer } from '../../src/metrics/index.js';
+import { editBenchmarkCases } from '../../src/shapes/edit-benchmark.js';
+import type { RgbImage } from '../../src/io/image-types.js';
 import { runEdit } from '../../src/pipelines/imagic/edit.js';
 import { resolveSettings } from '../../src/pipelines/imagic/presets.js';
-import { checkEdit, fullCaption, isShapesModel, nominalSpec, readAttributes, renderShape, type ShapeAttributes } from '../../src/shapes/index.js';
+import { checkEdit, fullCaption, isShapesModel, nominalSpec, readAttributes, renderShape, type EditCheck, type ShapeAttributes, type ShapeSpec } from '../../src/shapes/index.js';
 import { repoRoot } from '../fixtures.js';
 import { runCli } from '../cli/tiny-model.js';
 
@@ -50,25 +54,57 @@ describe('the shipped Shapes-64 model', () => {
     images.forEach((img, i) => assert.deepEqual(readAttributes(img).attributes, specs[i], fullCaption(specs[i]!)));
   });
 
-  test('Imagic (the shapes preset, as the demo runs it) makes the red circle a red square, keeping size and background', async () => {
-    // Measured limit of this model (bench/README.md): the object does not keep its place; the
-    // edit benchmark counts that as not preserved. This asserts what holds, and that only the position changed.
-    const s = resolveSettings('shapes');
-    const spec = nominalSpec({ shape: 'circle', color: 'red', size: 'large', position: 'left', background: 'white' });
-    const target = 'a red square';
-    const image = imageToTensor(renderShape(spec));
-    const r = await runEdit(sd, path.join(tmp, 'edit.imagic'), { image, imageSource: 'rendered', target, modelSource: model }, s);
-    const emb = r.embeddings!;
-    const out = await renderEdit(sd, emb, { eta: s.eta, seed: 0, steps: s.steps, guidanceScale: s.guidanceScale });
-    const check = checkEdit(readAttributes(renderShape(spec)), readAttributes(tensorToImage(out.image)), target);
-    dispose([image, out.image, out.latent, ...Object.values(emb)]);
-    assert.ok(check.success, `the output is not a red square: failed ${check.failed} ${check.reason ?? ''}`);
-    assert.deepEqual(check.changed.filter((a) => a !== 'position'), [], `the edit changed ${check.changed}`);
-    // sd.unet is fine-tuned now: reload for the tests below.
-    disposeStableDiffusion(sd);
-    sd = await loadStableDiffusion(model);
+  test('Imagic with the automatic choice (the demo edit): the red circle becomes a red square and keeps the rest', async () => {
+    const r = await autoEdit(nominalSpec({ shape: 'circle', color: 'red', size: 'large', position: 'left', background: 'white' }), 'a red square');
+    assert.ok(r.check.success, `the output is not a red square: failed ${r.check.failed} ${r.check.reason ?? ''} (chose ${r.choice})`);
+    assert.ok(r.check.preserved, `the edit changed ${r.check.changed} (chose ${r.choice})`);
+  });
+
+  test('Imagic with the automatic choice on two development edits (editBenchmarkCases(4, 7), not the benchmark): success and preservation', async () => {
+    const cases = editBenchmarkCases(4, 7);
+    for (const id of [0, 4]) {
+      const c = cases[id]!;
+      const r = await autoEdit(c.input, c.target);
+      assert.ok(r.check.success && r.check.preserved, `#${id} "${c.target}": success ${r.check.success}, changed ${r.check.changed} (chose ${r.choice})`);
+    }
   });
 });
+
+/** An edit as `imagic edit` makes it by default: the shapes preset, every candidate, the rule with the shipped CLIP. */
+async function autoEdit(spec: ShapeSpec, target: string): Promise<{ check: EditCheck; choice: string }> {
+  const s = resolveSettings('shapes');
+  const image = imageToTensor(renderShape(spec));
+  const dir = path.join(tmp, `auto-${target.replace(/\W+/g, '-')}-${spec.cx.toFixed(1)}`);
+  const r = await runEdit(sd, dir, { image, imageSource: 'rendered', target, modelSource: model }, s);
+  const emb = r.embeddings!;
+  const latent = encodeImage(sd, image);
+  const inverted = invertedNoise(sd, latent, emb.eOpt, s.steps);
+  const clip = await CLIPScorer.load(path.join(model, 'clip'));
+  let chosen: RgbImage | null = null;
+  try {
+    const res = await autoChoose(sd, emb, {
+      etas: s.autoEtas, seeds: AUTO_SEEDS, steps: s.steps, guidanceScale: s.guidanceScale, target, input: image,
+      scorer: clipCandidateScorer(clip, 'clip'), invertedNoise: inverted,
+      onImage: (img, c) => {
+        if (c === undefined) return;
+        const rgb = tensorToImage(img);
+        img.dispose();
+        chosenImages.set(`${c.eta}/${c.seed}`, rgb);
+      },
+    });
+    chosen = chosenImages.get(`${res.choice.candidate.eta}/${res.choice.candidate.seed}`)!;
+    const check = checkEdit(readAttributes(renderShape(spec)), readAttributes(chosen), target);
+    return { check, choice: `eta ${res.choice.candidate.eta} seed ${res.choice.candidate.seed}` };
+  } finally {
+    chosenImages.clear();
+    clip.dispose();
+    dispose([image, latent, inverted, ...Object.values(emb)]);
+    // sd.unet is fine-tuned now: reload for what follows.
+    disposeStableDiffusion(sd);
+    sd = await loadStableDiffusion(model);
+  }
+}
+const chosenImages = new Map<string, RgbImage>();
 
 describe('the CLI on input outside the domain', () => {
   test('a caption with unknown words: a warning naming them, and an image anyway', () => {

@@ -5,7 +5,7 @@
 // CLIP's InfoNCE: -log of the softmax mass on every caption (image) that truly matches.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { dispose, fromBytes, Generator, noGrad, optim, tidy, type Device, type Tensor } from '../../engine/index.js';
+import { dispose, fromBytes, full, Generator, keep, noGrad, optim, tidy, type Device, type Tensor } from '../../engine/index.js';
 import { loadSafetensors, saveSafetensors } from '../../io/safetensors.js';
 import { CLIPModel, CLIPTokenizer, parseCLIPConfig } from '../../models/clip/index.js';
 import { captionOf, type CaptionAttributes } from '../captions.js';
@@ -76,11 +76,19 @@ export interface ClipTrainSettings {
   /** The attributes a variant changes, drawn uniformly from this list (repeat one to weight it); default all five. */
   variantAttributes?: AttributeName[];
   seed: number;
+  /**
+   * 'nce': CLIP's softmax loss in its multi-positive form. 'sigmoid': SigLIP's pairwise loss (Zhai et al.
+   * 2023): every (image, caption) pair is its own yes/no question, so every image that has what a
+   * caption names must score high for it, not only the caption's favourite kind of image. With the
+   * softmax loss a partial caption ("a blue square") only has to put its mass on *some* of its matches,
+   * and scores the ones with its favourite unnamed attributes far above the others: a biased metric.
+   */
+  loss?: 'nce' | 'sigmoid';
   /** Start from these weights (a checkpoint.safetensors of another run) instead of a random initialization. */
   initFrom?: string;
 }
 
-export const DEFAULT_CLIP_TRAIN_SETTINGS: ClipTrainSettings = { steps: 2500, batchSize: 128, lr: 1e-3, warmup: 150, weightDecay: 0.05, full: 0.4, groupSize: 4, seed: 0 };
+export const DEFAULT_CLIP_TRAIN_SETTINGS: ClipTrainSettings = { steps: 2500, batchSize: 128, lr: 1e-3, warmup: 150, weightDecay: 0.05, full: 0.4, groupSize: 4, seed: 0, loss: 'sigmoid' };
 
 const VALUES: Record<AttributeName, readonly string[]> = { size: SIZES, color: OBJECT_COLORS, shape: SHAPES, position: POSITIONS, background: BACKGROUNDS };
 
@@ -125,6 +133,15 @@ function matchMatrix(specs: ShapeSpec[], named: CaptionAttributes[], device: Dev
     m[i * named.length + j] = (Object.keys(n) as AttributeName[]).every((a) => s[a] === n[a]) ? 1 : 0;
   }));
   return fromBytes(new Uint8Array(m.buffer), [specs.length, named.length], 'float32', { device });
+}
+
+/** SigLIP: -mean_i sum_j log sigmoid(z_ij * (t * cos_ij + b)), z = +1 for a match, -1 otherwise. */
+function sigmoidPairLoss(cosines: Tensor, positives: Tensor, scale: Tensor, bias: Tensor): Tensor {
+  const z = positives.mul(2).sub(1); // [B, B] in {-1, 1}
+  const x = cosines.mul(scale.exp()).add(bias).mul(z);
+  // -log sigmoid(x) = softplus(-x) = relu(-x) + log1p(exp(-|x|))
+  const nll = x.neg().relu().add(x.abs().neg().exp().log1p());
+  return nll.sum().div(cosines.size(0));
 }
 
 /** -mean log(sum of softmax over the positives), per row. */
@@ -182,7 +199,10 @@ export async function trainShapesClip(dir: string, s: ClipTrainSettings, hooks: 
   const model = new CLIPModel(config, { device, generator: new Generator(stepSeed(s.seed, 0, 300)) });
   const tok = shapesClipTokenizer();
   const params = model.train().requiresGrad_(true).namedParameters();
-  const opt = new optim.AdamW(params.map(([, p]) => p), { lr: s.lr, weightDecay: s.weightDecay });
+  // SigLIP's learned bias: used by the training loss only (the exported CLIPModel has no slot for it;
+  // the metrics use cosines). Saved in the checkpoint with the optimizer.
+  const sigBias = s.loss === 'sigmoid' ? keep(full([], -10).requiresGrad_(true)) : null;
+  const opt = new optim.AdamW([...params.map(([, p]) => p), ...(sigBias ? [sigBias] : [])], { lr: s.lr, weightDecay: s.weightDecay });
   const ckpt = path.join(dir, 'checkpoint.safetensors');
   const state = path.join(dir, 'state.json');
   let start = 0;
@@ -198,6 +218,7 @@ export async function trainShapesClip(dir: string, s: ClipTrainSettings, hooks: 
     const t = loadSafetensors(ckpt, { device });
     const m = new Map([...t].filter(([k]) => k.startsWith('model.')).map(([k, v]) => [k.slice(6), v]));
     model.loadStateDict(m);
+    if (sigBias && t.has('sigmoid_bias')) noGrad(() => void sigBias.copy_(t.get('sigmoid_bias')!));
     opt.loadStateDict({ kind: opt.kind, step: saved.step, hyper: {}, tensors: Object.fromEntries([...t].filter(([k]) => k.startsWith('optimizer.')).map(([k, v]) => [k.slice(10), v])) });
     dispose([...t.values()]);
     start = saved.step;
@@ -205,6 +226,7 @@ export async function trainShapesClip(dir: string, s: ClipTrainSettings, hooks: 
   }
   const save = (step: number) => {
     const tensors: Record<string, Tensor> = Object.fromEntries(params.map(([k, p]) => [`model.${k}`, p]));
+    if (sigBias) tensors.sigmoid_bias = sigBias;
     for (const [k, t] of Object.entries(opt.stateDict().tensors)) tensors[`optimizer.${k}`] = t;
     saveSafetensors(ckpt, tensors);
     writeAtomic(state, `${JSON.stringify({ step, settings: s }, null, 2)}\n`);
@@ -220,7 +242,9 @@ export async function trainShapesClip(dir: string, s: ClipTrainSettings, hooks: 
         const pixels = shapesClipPixels(renderBatch(specs, device));
         const out = model.forward(tok.call(named.map(captionOf)).inputIds, pixels);
         const pos = matchMatrix(specs, named, device); // [B_img, B_txt]
-        const l = multiPositiveNce(out.logitsPerImage, pos).add(multiPositiveNce(out.logitsPerText, pos.transpose(0, 1))).div(2);
+        const l = s.loss === 'sigmoid'
+          ? sigmoidPairLoss(out.imageEmbeds.matmul(out.textEmbeds.transpose(0, 1)), pos, model.logit_scale, sigBias!)
+          : multiPositiveNce(out.logitsPerImage, pos).add(multiPositiveNce(out.logitsPerText, pos.transpose(0, 1))).div(2);
         l.backward();
         optim.clipGradNorm(opt.params, 1).dispose();
         opt.step();
@@ -235,6 +259,7 @@ export async function trainShapesClip(dir: string, s: ClipTrainSettings, hooks: 
     save(step);
   } finally {
     opt.disposeState();
+    sigBias?.dispose();
   }
   model.eval().requiresGrad_(false);
   return { model, step };
