@@ -94,7 +94,7 @@ for (const [m, r] of Object.entries(s.methods)) {
   console.log(`| ${m} | ${pct(r.success)} | ${pct(r.preserved)} | ${pct(r.both)} | ${Object.values(r.perKind).map((k) => pct(k.both)).join(' / ')} | ${f(r.alignment)} | ${f(r.preservation, 3)} |`);
 }
 console.log(`\nthe rule's hit rate (of the edits where some candidate is right, how often it picks a right one): ${pct(s.ruleHitRate)}`);
-console.log(`Imagic by eta (both at seed ${settings.seeds[0]}; mean CLIP score / CLIP-I over all seeds): ${Object.entries(s.imagicByEta).map(([e, v]) => `${e}: ${pct(v.both)} (${f(v.alignment)} / ${f(v.preservation, 3)})`).join(', ')}`);
+console.log(`Imagic by eta (both with the first noise, ${settings.seeds[0] === -1 ? 'the inverted one' : `seed ${settings.seeds[0]}`}; mean alignment / preservation over all noises): ${Object.entries(s.imagicByEta).map(([e, v]) => `${e}: ${pct(v.both)} (${f(v.alignment)} / ${f(v.preservation, 3)})`).join(', ')}`);
 console.log(`SDEdit by strength: ${Object.entries(s.sdeditByStrength).map(([e, v]) => `${e}: ${pct(v.both)} (${f(v.alignment)} / ${f(v.preservation, 3)})`).join(', ')}`);
 console.log(`DDIM inversion: empty prompt ${pct(s.ddimInversion.empty.both)} (${f(s.ddimInversion.empty.alignment)} / ${f(s.ddimInversion.empty.preservation, 3)}), input's caption ${pct(s.ddimInversion.caption.both)} (${f(s.ddimInversion.caption.alignment)} / ${f(s.ddimInversion.caption.preservation, 3)})`);
 const sec = (k: keyof CaseResult['seconds']) => (results.reduce((acc, r) => acc + r.seconds[k], 0) / results.length).toFixed(1);
@@ -105,10 +105,10 @@ if (a.plot) {
   const pt = (label: string, v: { alignment: number; preservation: number }) => ({ x: v.preservation, y: v.alignment, label });
   const auto = Object.entries(s.methods)[0]![1];
   await writePlot(a.plot, [
-    { name: 'Imagic, fixed eta (all candidate seeds)', points: Object.entries(s.imagicByEta).map(([e, v]) => pt(String(Number(e)), v)), line: true, marker: 'circle' },
-    { name: 'SDEdit, strength', points: Object.entries(s.sdeditByStrength).map(([st, v]) => pt(String(Number(st)), v)), line: true, marker: 'square' },
-    { name: 'DDIM inversion (empty / caption)', points: [pt('empty', s.ddimInversion.empty), pt('caption', s.ddimInversion.caption)], marker: 'triangle' },
-    { name: 'Imagic, automatic eta and seed', points: [pt('auto', { alignment: auto.alignment!, preservation: auto.preservation! })], marker: 'diamond', size: 9 },
+    { name: 'Imagic, fixed eta', points: Object.entries(s.imagicByEta).map(([e, v]) => pt(String(Number(e)), v)), line: true, marker: 'circle' },
+    { name: 'SDEdit, by strength', points: Object.entries(s.sdeditByStrength).map(([st, v]) => pt(String(Number(st)), v)), line: true, marker: 'square' },
+    { name: 'DDIM inversion', points: [pt('empty', s.ddimInversion.empty), pt('caption', s.ddimInversion.caption)], marker: 'triangle' },
+    { name: 'Imagic, automatic', points: [pt('auto', { alignment: auto.alignment!, preservation: auto.preservation! })], marker: 'diamond', size: 9 },
   ], {
     title: `Shapes-64 edit benchmark (${s.cases} edits): edit strength vs fidelity`,
     xLabel: `preservation: ${scorerNames.preservation}`, yLabel: `alignment: ${scorerNames.alignment}`,

@@ -92,6 +92,8 @@ export interface BenchmarkSettings {
   seed: number;
 }
 
+const noiseName = (seed: number) => (seed === INVERTED_SEED ? 'inverted noise' : `seed ${seed}`);
+
 export const candidateKey = (eta: number, seed: number) => `${eta.toFixed(2)}/${seed}`;
 
 function outcome(input: ShapeSpec, image: RgbImage, target: string): EditOutcome {
@@ -242,10 +244,10 @@ export function summarize(results: CaseResult[], s: Pick<BenchmarkSettings, 'eta
     cases: results.length,
     methods: {
       'Imagic, automatic eta and seed (default)': method(autoOf),
-      [`Imagic, best fixed eta (${bestEta}, seed ${seed0})`]: method((r) => r.imagic[`${bestEta}/${seed0}`]!),
+      [`Imagic, best fixed eta (${bestEta}, ${noiseName(seed0)})`]: method((r) => r.imagic[`${bestEta}/${seed0}`]!),
       [`SDEdit, best strength (${bestStrength})`]: method((r) => r.sdedit[bestStrength]!),
       [`DDIM inversion, best source (${bestInversion === 'empty' ? 'empty prompt' : "input's caption"})`]: method((r) => r.ddimInversion[bestInversion]),
-      [`Imagic, per-edit best eta (seed ${seed0}; upper bound)`]: method((r) => oracle(r, s.etas.map((e) => candidateKey(e, seed0)))),
+      [`Imagic, per-edit best eta (${noiseName(seed0)}; upper bound)`]: method((r) => oracle(r, s.etas.map((e) => candidateKey(e, seed0)))),
       'Imagic, any candidate (upper bound)': method((r) => oracle(r, Object.keys(r.imagic))),
     },
     imagicByEta, sdeditByStrength, ddimInversion,
