@@ -90,11 +90,14 @@ test('invert then regenerate with guidance 7.5 reproduces diffusers\' StableDiff
   const want = [...Array(10).keys()].map((i) => `invert${i + 1}`).concat([...Array(10).keys()].map((i) => `generate${i + 1}`));
   assert.deepEqual(phases, want);
   assertClose(r.invertedLatents, ref.get('inversion.inverted_latent')!, 1e-4, 1e-4, 'x_901');
-  // From diffusers' own x_T, the regeneration is within the usual 1e-4 ...
+  // From diffusers' own x_T the regeneration is not a single component output but 10 guided UNet steps, and
+  // the tiny random UNet amplifies float32 rounding about 100x over them (below): within 1e-4 on the CPU of
+  // earlier sessions, 1.6e-4 on another AMD EPYC whose kernels round differently (same libtorch 2.13.0).
+  // So the bound of a chain, as for the second check ...
   const fromRef = await text2img(sd, {
     prompt: ids('imagic.target_ids'), negativePrompt: ids('imagic.uncond_ids'), steps: 10, guidanceScale: 7.5, latents: ref.get('inversion.inverted_latent')!,
   });
-  assertClose(fromRef.latents, ref.get('inversion.regenerated_latent')!, 1e-4, 1e-4, 'regenerated from diffusers\' x_T');
+  assertClose(fromRef.latents, ref.get('inversion.regenerated_latent')!, 5e-4, 1e-4, 'regenerated from diffusers\' x_T');
   // ... but our x_T differs from it by 1.6e-6, and the tiny random UNet amplifies input differences about
   // 100x over 10 steps (a 1e-6 perturbation of x_T moves the output by 1-2.5e-4, measured): 2.5e-4 measured.
   assertClose(r.latents, ref.get('inversion.regenerated_latent')!, 5e-4, 1e-4, 'regenerated latent');
