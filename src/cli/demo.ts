@@ -89,7 +89,7 @@ export async function demo(a: DemoArgs): Promise<{ ok: boolean; files: Record<st
   out(`output:        ${files.output} (the automatic choice)`);
   out(`candidates:    ${files.sheet} (rows: seeds, columns: etas; each also in ${path.join(a.outputDir, 'output-candidates')})`);
   out(`scores:        ${r.outputs.filter((f) => f !== files.output).join(', ')}`);
-  out(`session:       ${files.session} (imagic render ${files.session} --eta 1.0,1.2 -o more.png)`);
+  out(`session:       ${files.session} (more candidates: imagic render ${files.session} --eta auto --seeds inverted,0:7 -o more.png)`);
   out(`demo took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   return { ok: check.success && check.preserved, files };
 }
