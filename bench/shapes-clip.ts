@@ -15,7 +15,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const { values: a } = parseArgs({ options: {
   run: { type: 'string', default: path.join(root, 'runs', 'shapes-clip') },
   steps: { type: 'string', default: String(DEFAULT_CLIP_TRAIN_SETTINGS.steps) },
-  lr: { type: 'string' }, warmup: { type: 'string' }, 'group-size': { type: 'string' }, init: { type: 'string' }, variants: { type: 'string' },
+  lr: { type: 'string' }, warmup: { type: 'string' }, 'group-size': { type: 'string' }, init: { type: 'string' }, variants: { type: 'string' }, loss: { type: 'string' },
   export: { type: 'string' },
   threads: { type: 'string' },
   model: { type: 'string', default: path.join(root, 'models', 'shapes-64') },
@@ -25,6 +25,7 @@ const settings = {
   ...DEFAULT_CLIP_TRAIN_SETTINGS, steps: Number(a.steps),
   ...(a.lr ? { lr: Number(a.lr) } : {}), ...(a.warmup ? { warmup: Number(a.warmup) } : {}),
   ...(a['group-size'] ? { groupSize: Number(a['group-size']) } : {}), ...(a.init ? { initFrom: path.resolve(a.init) } : {}),
+  ...(a.loss ? { loss: a.loss as 'nce' | 'sigmoid' } : {}),
   ...(a.variants ? { variantAttributes: a.variants.split(',') as AttributeName[] } : {}),
 };
 const t0 = Date.now();
