@@ -183,11 +183,24 @@ export async function writePng(file: string, image: RgbImage | Tensor, opts: Wri
   const png = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
     .png({ compressionLevel: opts.compressionLevel ?? 6 })
     .toBuffer();
+  try {
+    await writeFileAtomic(file, png);
+  } catch (e) {
+    throw new ImageError(file, `cannot write ${file}: ${detail(e)}`);
+  }
+}
+
+/**
+ * Writes `data` to `file` through a hidden temporary file in the same folder (flushed, then renamed
+ * over `file`), so that a reader never sees a partial file; the temporary is removed on failure.
+ */
+export async function writeFileAtomic(file: string, data: Buffer | Uint8Array): Promise<void> {
+  const dir = path.dirname(path.resolve(file));
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
     const fh = await open(tmp, 'wx');
     try {
-      await fh.writeFile(png);
+      await fh.writeFile(data);
       await fh.sync();
     } finally {
       await fh.close();
@@ -195,6 +208,6 @@ export async function writePng(file: string, image: RgbImage | Tensor, opts: Wri
     await rename(tmp, file);
   } catch (e) {
     await rm(tmp, { force: true });
-    throw new ImageError(file, `cannot write ${file}: ${detail(e)}`);
+    throw e;
   }
 }

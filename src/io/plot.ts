@@ -1,9 +1,9 @@
 // Scatter and line plots (metric against metric, one curve per series) drawn as SVG by hand and
 // rasterized to PNG by sharp (librsvg, DejaVu Sans), as io/sheet.ts does for its labels.
-import { randomBytes } from 'node:crypto';
-import { open, rename, rm, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
+import { writeFileAtomic } from './image.js';
 import { escapeXml } from './sheet.js';
 
 export type MarkerShape = 'circle' | 'square' | 'triangle' | 'diamond' | 'cross';
@@ -254,18 +254,9 @@ export async function writePlot(file: string, series: PlotSeries[], o: PlotOptio
   const dir = path.dirname(path.resolve(file));
   const s = await stat(dir).catch(() => null);
   if (s === null || !s.isDirectory()) throw new Error(`cannot write ${file}: folder ${dir} does not exist`);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
-    const fh = await open(tmp, 'wx');
-    try {
-      await fh.writeFile(png);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
+    await writeFileAtomic(file, png);
   } catch (e) {
-    await rm(tmp, { force: true });
     throw new Error(`cannot write ${file}: ${(e as Error).message}`);
   }
 }
