@@ -6,13 +6,13 @@
 import { dispose, Generator, keep, noGrad, type Tensor } from '../engine/index.js';
 import { imageToTensor, tensorToImage, tensorToImages } from '../io/image-tensor.js';
 import { ddimInversionEdit } from '../pipelines/ddim-inversion.js';
-import { chooseCandidate, INVERTED_SEED, type AutoRule, type Candidate, type CandidateScorer } from '../pipelines/imagic/auto.js';
-import { encodeImage, generatorNoise, invertedNoise, renderEtas, stageA, stageB } from '../pipelines/imagic/stages.js';
+import { autoChoose, INVERTED_SEED, type AutoRule, type CandidateScorer } from '../pipelines/imagic/auto.js';
+import { encodeImage, generatorNoise, invertedNoise, stageA, stageB } from '../pipelines/imagic/stages.js';
 import type { ImagicSettings } from '../pipelines/imagic/presets.js';
 import { img2img } from '../pipelines/img2img.js';
 import { encodePrompt, type StableDiffusion } from '../pipelines/stable-diffusion.js';
 import { captionOf, fullCaption, type CaptionAttributes } from './captions.js';
-import { checkEdit, readAttributes } from './evaluate.js';
+import { checkEdit, readAttributes, type ReadResult } from './evaluate.js';
 import { renderShape } from './render.js';
 import type { RgbImage } from '../io/image-types.js';
 import {
@@ -96,29 +96,32 @@ const noiseName = (seed: number) => (seed === INVERTED_SEED ? 'inverted noise' :
 
 export const candidateKey = (eta: number, seed: number) => `${eta.toFixed(2)}/${seed}`;
 
-function outcome(input: ShapeSpec, image: RgbImage, target: string): EditOutcome {
-  const c = checkEdit(readAttributes(renderShape(input)), readAttributes(image), target);
+function outcome(input: ReadResult, image: RgbImage, target: string): EditOutcome {
+  const c = checkEdit(input, readAttributes(image), target);
   return { success: c.success, preserved: c.preserved };
 }
 
 /**
- * Runs one case with every method. The UNet is fine-tuned by Imagic's stage B and restored from
- * `original` (a copy of its weights) afterwards.
+ * Runs one case with every method. Imagic's candidates and choice come from autoChoose, as
+ * `imagic edit` makes them. The UNet is fine-tuned by Imagic's stage B and restored from `original`
+ * (a copy of its weights) afterwards.
  */
 export async function runEditCase(sd: StableDiffusion, c: EditCase, s: BenchmarkSettings, original: Map<string, Tensor>, scorer: CandidateScorer): Promise<CaseResult> {
-  const image = imageToTensor(renderShape(c.input), { device: sd.device });
+  const rendered = renderShape(c.input);
+  const image = imageToTensor(rendered, { device: sd.device });
+  const inputRead = readAttributes(rendered);
   const seconds = { imagicTrain: 0, imagicRender: 0, sdedit: 0, ddimInversion: 0 };
   const imagic: Record<string, ScoredOutcome> = {};
   const scored = (images: Tensor): ScoredOutcome[] => {
     const al = scorer.alignment(images, c.target), pr = scorer.preservation(images, image);
-    return tensorToImages(images).map((im, i) => ({ ...outcome(c.input, im, c.target), alignment: al[i]!, preservation: pr[i]! }));
+    return tensorToImages(images).map((im, i) => ({ ...outcome(inputRead, im, c.target), alignment: al[i]!, preservation: pr[i]! }));
   };
   const latent = keep(encodeImage(sd, image));
   const eTgt = keep(encodePrompt(sd, [c.target])), eUncond = keep(encodePrompt(sd, ['']));
   let t0 = Date.now();
   let eOpt: Tensor | null = null;
   let inverted: Tensor | null = null;
-  const cands: Candidate[] = [];
+  let auto: Awaited<ReturnType<typeof autoChoose>>;
   try {
     const a = await stageA(sd, latent, eTgt, { steps: s.imagic.stepsA, lr: s.imagic.lrA, noise: generatorNoise(new Generator(s.imagic.seed), latent) });
     eOpt = a.eOpt;
@@ -126,14 +129,14 @@ export async function runEditCase(sd: StableDiffusion, c: EditCase, s: Benchmark
     seconds.imagicTrain = (Date.now() - t0) / 1000;
     t0 = Date.now();
     inverted = s.seeds.includes(INVERTED_SEED) ? invertedNoise(sd, latent, eOpt, s.steps) : null;
-    for (const seed of s.seeds) {
-      const images = await renderEtas(sd, { eTgt, eOpt, eUncond }, { etas: s.etas, seed, noise: seed === INVERTED_SEED ? inverted! : undefined, steps: s.steps, guidanceScale: s.guidanceScale });
-      scored(images).forEach((o, i) => {
-        imagic[candidateKey(s.etas[i]!, seed)] = o;
-        cands.push({ eta: s.etas[i]!, seed, alignment: o.alignment, preservation: o.preservation });
-      });
-      images.dispose();
-    }
+    auto = await autoChoose(sd, { eTgt, eOpt, eUncond }, {
+      etas: s.etas, seeds: s.seeds, steps: s.steps, guidanceScale: s.guidanceScale, target: c.target, input: image,
+      invertedNoise: inverted ?? undefined, scorer, rule: s.rule,
+      onImage: (one, cand) => {
+        imagic[candidateKey(cand.eta, cand.seed)] = { ...outcome(inputRead, tensorToImage(one), c.target), alignment: cand.alignment, preservation: cand.preservation };
+        one.dispose();
+      },
+    });
     seconds.imagicRender = (Date.now() - t0) / 1000;
   } finally {
     noGrad(() => {
@@ -141,8 +144,8 @@ export async function runEditCase(sd: StableDiffusion, c: EditCase, s: Benchmark
     });
     dispose([latent, eTgt, eUncond, ...(eOpt ? [eOpt] : []), ...(inverted ? [inverted] : [])]);
   }
-  const inputAlignment = scorer.alignment(image, c.target)[0]!;
-  const chosen = chooseCandidate(cands, inputAlignment, s.rule).candidate;
+  const { inputAlignment } = auto;
+  const chosen = auto.choice.candidate;
 
   t0 = Date.now();
   const sdedit: Record<string, ScoredOutcome> = {};
