@@ -1,12 +1,15 @@
 // A CLIP for the Shapes-64 domain: a transformers-format CLIPModel (ViT over the 64x64 image, text
 // tower over the domain tokenizer) trained contrastively on renders and their full and partial
 // captions, so that CLIP score, CLIP-I and the automatic choice of eta work offline on the embedded
-// model. Partial captions match many images of a batch, so the loss is the multi-positive form of
-// CLIP's InfoNCE: -log of the softmax mass on every caption (image) that truly matches.
+// model. Partial captions match many images of a batch: the loss is SigLIP's pairwise sigmoid (every
+// true match must score high), or the multi-positive form of CLIP's InfoNCE (-log of the softmax
+// mass on every caption (image) that truly matches).
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { dispose, fromBytes, full, Generator, keep, noGrad, optim, tidy, type Device, type Tensor } from '../../engine/index.js';
+import { writeFileAtomic } from '../../io/image.js';
 import { loadSafetensors, saveSafetensors } from '../../io/safetensors.js';
+import { OPENAI_CLIP_MEAN, OPENAI_CLIP_STD } from '../../metrics/clip-preprocess.js';
 import { CLIPModel, CLIPTokenizer, parseCLIPConfig } from '../../models/clip/index.js';
 import { captionOf, type CaptionAttributes } from '../captions.js';
 import { ATTRIBUTES, BACKGROUNDS, mulberry32, OBJECT_COLORS, POSITION_INFO, POSITIONS, randomSpec, SHAPES, SIZE_SIDE, SIZES, type AttributeName, type Position, type ShapeSpec, type Size } from '../spec.js';
@@ -16,7 +19,7 @@ import { renderBatch, stepSeed } from './data.js';
 /** Texts of the domain are at most 14 tokens ("a large purple triangle in the bottom right on a white background" + bos/eos). */
 export const SHAPES_CLIP_MAX_LENGTH = 32;
 
-/** transformers' CLIPConfig config.json for the domain CLIP (0.5 M parameters). */
+/** transformers' CLIPConfig config.json for the domain CLIP (0.32 M parameters). */
 export function shapesClipConfig(): Record<string, unknown> {
   const { vocab } = buildShapesVocab();
   const eos = vocab[SHAPES_EOS_TOKEN]!;
@@ -42,19 +45,16 @@ export function shapesClipPreprocessorConfig(): Record<string, unknown> {
   return {
     image_processor_type: 'CLIPImageProcessor', do_resize: true, size: { shortest_edge: 64 }, resample: 3,
     do_center_crop: true, crop_size: { height: 64, width: 64 }, do_rescale: true, rescale_factor: 1 / 255,
-    do_normalize: true, image_mean: [0.48145466, 0.4578275, 0.40821073], image_std: [0.26862954, 0.26130258, 0.27577711],
+    do_normalize: true, image_mean: [...OPENAI_CLIP_MEAN], image_std: [...OPENAI_CLIP_STD],
     do_convert_rgb: true,
   };
 }
 
-const IMAGE_MEAN = [0.48145466, 0.4578275, 0.40821073];
-const IMAGE_STD = [0.26862954, 0.26130258, 0.27577711];
-
 /** [B, 3, 64, 64] in [-1, 1] -> CLIP pixel values (the preprocessor's rescale and normalize; no resize at 64x64). */
 export function shapesClipPixels(images: Tensor): Tensor {
   return tidy(() => {
-    const mean = fromBytes(new Uint8Array(new Float32Array(IMAGE_MEAN).buffer), [1, 3, 1, 1], 'float32', { device: images.device });
-    const std = fromBytes(new Uint8Array(new Float32Array(IMAGE_STD).buffer), [1, 3, 1, 1], 'float32', { device: images.device });
+    const mean = fromBytes(new Uint8Array(new Float32Array(OPENAI_CLIP_MEAN).buffer), [1, 3, 1, 1], 'float32', { device: images.device });
+    const std = fromBytes(new Uint8Array(new Float32Array(OPENAI_CLIP_STD).buffer), [1, 3, 1, 1], 'float32', { device: images.device });
     return images.float().add(1).div(2).sub(mean).div(std);
   });
 }
@@ -183,12 +183,6 @@ export function zeroShotAccuracy(model: CLIPModel, tok: CLIPTokenizer, images: T
   }));
 }
 
-function writeAtomic(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, file);
-}
-
 /**
  * Trains (or resumes, from `dir`/checkpoint.safetensors) the domain CLIP. Batch k depends only on
  * (seed, k). Returns the model (the caller disposes it).
@@ -224,12 +218,12 @@ export async function trainShapesClip(dir: string, s: ClipTrainSettings, hooks: 
     start = saved.step;
     hooks.onLog?.(`resuming ${dir} at step ${start}/${s.steps}`);
   }
-  const save = (step: number) => {
+  const save = async (step: number) => {
     const tensors: Record<string, Tensor> = Object.fromEntries(params.map(([k, p]) => [`model.${k}`, p]));
     if (sigBias) tensors.sigmoid_bias = sigBias;
     for (const [k, t] of Object.entries(opt.stateDict().tensors)) tensors[`optimizer.${k}`] = t;
     saveSafetensors(ckpt, tensors);
-    writeAtomic(state, `${JSON.stringify({ step, settings: s }, null, 2)}\n`);
+    await writeFileAtomic(state, Buffer.from(`${JSON.stringify({ step, settings: s }, null, 2)}\n`));
   };
   let step = start;
   try {
@@ -253,10 +247,10 @@ export async function trainShapesClip(dir: string, s: ClipTrainSettings, hooks: 
         return l.item();
       });
       hooks.onStep?.(step + 1, s.steps, loss);
-      if ((step + 1) % 500 === 0 && step + 1 < s.steps) save(step + 1);
+      if ((step + 1) % 500 === 0 && step + 1 < s.steps) await save(step + 1);
       await new Promise((r) => setImmediate(r));
     }
-    save(step);
+    await save(step);
   } finally {
     opt.disposeState();
     sigBias?.dispose();
