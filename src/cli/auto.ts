@@ -5,13 +5,13 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { dispose, type Tensor } from '../engine/index.js';
-import { imageToTensor, prepareImage, readImage, tensorToImage, writePng, type RgbImage } from '../io/image.js';
+import { imageToTensor, prepareImage, readImage, tensorToImage, writeFileAtomic, writePng, type RgbImage } from '../io/image.js';
 import {
   AUTO_ETAS, AUTO_SEEDS, DEFAULT_AUTO_RULE, EditSession, INVERTED_SEED, autoChoose, imageHash, invertedNoise, type Candidate, type CandidateScorer, type Embeddings,
 } from '../pipelines/imagic/index.js';
 import type { StableDiffusion } from '../pipelines/index.js';
 import {
-  RULE_DESCRIPTION, buildCandidates, candidateFile, formatScoreTable, metricsFiles, outputStem, writeAtomic, writeMetricsReport,
+  RULE_DESCRIPTION, buildCandidates, candidateFile, formatScoreTable, metricsFiles, outputStem, writeMetricsReport,
   type ClipSource, type MetricsFiles, type MetricsReport,
 } from './metrics.js';
 import { checkOutputs, withSuffix } from './options.js';
@@ -178,11 +178,11 @@ export async function finishReport(p: RenderPlan, r: MetricsReport, log: (m: str
   const files = p.report!;
   await writeMetricsReport(files, r);
   if (r.choice && existsSync(r.session)) {
-    writeAtomic(path.join(r.session, 'auto-choice.json'), `${JSON.stringify({
+    await writeFileAtomic(path.join(r.session, 'auto-choice.json'), Buffer.from(`${JSON.stringify({
       eta: r.choice.eta, seed: r.choice.seed, alignment: r.choice.alignment, preservation: r.choice.preservation, reason: r.choice.reason,
       rule: r.rule, metrics: r.metrics, clip: r.clip, sampling: r.sampling, etas: p.etas, seeds: p.seeds, output: path.resolve(r.choice.output),
       report: path.resolve(files.json), created: new Date().toISOString(),
-    }, null, 2)}\n`);
+    }, null, 2)}\n`));
   }
   log(formatScoreTable(r));
   return [files.json, files.csv, files.plot];

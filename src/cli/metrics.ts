@@ -1,9 +1,10 @@
 // Scores for Imagic's candidates in the CLI (--eta auto, --metrics): which CLIP scores them (--clip-model,
 // the model's own clip/ folder, or CLIP ViT-L/14 from the Hub), loaded as the library's CandidateScorer,
 // and the report files: <stem>-metrics.json, -metrics.csv and the plot -metrics.png.
-import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { cliProgressReporter } from '../io/hub.js';
+import { writeFileAtomic } from '../io/image.js';
 import { writePlot, type PlotSeries } from '../io/plot.js';
 import { CLIPScorer } from '../metrics/index.js';
 import { clipCandidateScorer, INVERTED_SEED, type AutoRule, type Candidate, type CandidateScorer, type Choice, type PreservationMetric } from '../pipelines/imagic/index.js';
@@ -135,12 +136,6 @@ export function buildCandidates(cands: Candidate[], files: string[], choice: Cho
   return cands.map((c, i) => ({ eta: c.eta, seed: c.seed, noise: seedText(c.seed), alignment: c.alignment, preservation: c.preservation, file: files[i]!, eligible: eligible.has(i), chosen: choice?.index === i }));
 }
 
-export function writeAtomic(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, file);
-}
-
 const csvCell = (v: string | number | boolean) => {
   const s = String(v);
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
@@ -185,8 +180,8 @@ export async function writeMetricsPlot(file: string, r: MetricsReport): Promise<
 /** Writes the JSON, the CSV (paths relative to their folder) and the plot. */
 export async function writeMetricsReport(files: MetricsFiles, r: MetricsReport): Promise<void> {
   const rel = relativeTo(path.dirname(path.resolve(files.json)), r);
-  writeAtomic(files.json, `${JSON.stringify(rel, null, 2)}\n`);
-  writeAtomic(files.csv, metricsCsv(rel));
+  await writeFileAtomic(files.json, Buffer.from(`${JSON.stringify(rel, null, 2)}\n`));
+  await writeFileAtomic(files.csv, Buffer.from(metricsCsv(rel)));
   await writeMetricsPlot(files.plot, r);
 }
 
