@@ -80,23 +80,20 @@ async function autoEdit(spec: ShapeSpec, target: string): Promise<{ check: EditC
   const latent = encodeImage(sd, image);
   const inverted = invertedNoise(sd, latent, emb.eOpt, s.steps);
   const clip = await CLIPScorer.load(path.join(model, 'clip'));
-  let chosen: RgbImage | null = null;
+  const images = new Map<string, RgbImage>();
   try {
     const res = await autoChoose(sd, emb, {
       etas: s.autoEtas, seeds: AUTO_SEEDS, steps: s.steps, guidanceScale: s.guidanceScale, target, input: image,
       scorer: clipCandidateScorer(clip, 'clip'), invertedNoise: inverted,
       onImage: (img, c) => {
-        if (c === undefined) return;
-        const rgb = tensorToImage(img);
+        images.set(`${c.eta}/${c.seed}`, tensorToImage(img));
         img.dispose();
-        chosenImages.set(`${c.eta}/${c.seed}`, rgb);
       },
     });
-    chosen = chosenImages.get(`${res.choice.candidate.eta}/${res.choice.candidate.seed}`)!;
+    const chosen = images.get(`${res.choice.candidate.eta}/${res.choice.candidate.seed}`)!;
     const check = checkEdit(readAttributes(renderShape(spec)), readAttributes(chosen), target);
     return { check, choice: `eta ${res.choice.candidate.eta} seed ${res.choice.candidate.seed}` };
   } finally {
-    chosenImages.clear();
     clip.dispose();
     dispose([image, latent, inverted, ...Object.values(emb)]);
     // sd.unet is fine-tuned now: reload for what follows.
@@ -104,7 +101,6 @@ async function autoEdit(spec: ShapeSpec, target: string): Promise<{ check: EditC
     sd = await loadStableDiffusion(model);
   }
 }
-const chosenImages = new Map<string, RgbImage>();
 
 describe('the CLI on input outside the domain', () => {
   test('a caption with unknown words: a warning naming them, and an image anyway', () => {
