@@ -11,6 +11,7 @@ import { trainShapesCommand } from './train-shapes.js';
 import { trainShapesClipCommand } from './train-shapes-clip.js';
 import { DEFAULT_CLIP_TRAIN_SETTINGS } from '../shapes/train/clip.js';
 import { demo, DEMO_INPUT, DEMO_TARGET } from './demo.js';
+import { defaultDataDir, serveCommand } from './serve.js';
 import { DEFAULT_TRAIN_SETTINGS } from '../shapes/train/index.js';
 import { int, num, parseEtas, parseSeeds } from './options.js';
 import { DEFAULT_HUB_CLIP } from './metrics.js';
@@ -183,6 +184,28 @@ program
   .option('-q, --quiet', 'print only the results')
   .action(async (o) => {
     await demo({ model: resolveModel(undefined), outputDir: o.outputDir, target: o.target, input: DEMO_INPUT, device: o.device, threads: o.threads, quiet: o.quiet, clipModel: o.clipModel });
+  });
+
+program
+  .command('serve')
+  .summary('the local web editor: upload, train with live progress, an eta slider, compare, past sessions')
+  .description([
+    'Serve the web editor on http://127.0.0.1:7860/ (open it in a browser): upload a picture (or take an example), type the target text, and watch stages A and B train with their losses; then move the eta slider and change the seed to render other edits from the same training (sampling only, cached), see every candidate of the automatic choice and their scores, compare with SDEdit and DDIM inversion, and reopen, download or delete past sessions.',
+    'Training runs in a worker process, one at a time (others queue); renders run in a second worker meanwhile. Sessions live in the data folder; a training stopped by Ctrl-C resumes at the next start.',
+    'On any host but a loopback one, every request needs the access token printed at start (or given by --token / $IMAGIC_TOKEN).',
+  ].join('\n\n'))
+  .option('-p, --port <n>', 'port (0: any free one)', int('port', 0), 7860)
+  .option('--host <host>', 'address to bind; anything but 127.0.0.1 / localhost / ::1 requires the access token', '127.0.0.1')
+  .option('-m, --model <dir|repo-id>', 'the default model of new edits: a diffusers folder or a Hub repo id (default: the embedded model)')
+  .option('--device <device>', 'cpu, cuda or cuda:N', 'cpu')
+  .option('--data <dir>', `where sessions and uploads are kept (default: ${defaultDataDir()})`)
+  .option('--token <token>', 'the access token (default: $IMAGIC_TOKEN, else a random one, printed at start)')
+  .option('--max-upload-mb <n>', 'the largest upload accepted, in MiB', num('max-upload-mb', { positive: true }), 20)
+  .option('--threads <n>', 'CPU threads for libtorch in each worker', int('threads', 1))
+  .option('--offline', 'never use the network: models must be folders or already in the Hugging Face cache')
+  .option('-q, --quiet', 'print only the URL')
+  .action(async (o) => {
+    await serveCommand({ ...o, model: resolveModel(o.model) });
   });
 
 program

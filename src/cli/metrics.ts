@@ -1,49 +1,15 @@
 // Scores for Imagic's candidates in the CLI (--eta auto, --metrics): which CLIP scores them (--clip-model,
 // the model's own clip/ folder, or CLIP ViT-L/14 from the Hub), loaded as the library's CandidateScorer,
 // and the report files: <stem>-metrics.json, -metrics.csv and the plot -metrics.png.
-import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { cliProgressReporter } from '../io/hub.js';
 import { writeFileAtomic } from '../io/image.js';
 import { writePlot, type PlotSeries } from '../io/plot.js';
 import { CLIPScorer } from '../metrics/index.js';
 import { clipCandidateScorer, INVERTED_SEED, type AutoRule, type Candidate, type CandidateScorer, type Choice, type PreservationMetric } from '../pipelines/imagic/index.js';
-import { isShapesModel } from '../shapes/domain.js';
+import { clipHint, resolveClipSource, type ClipSource } from '../pipelines/imagic/clip-source.js';
 
-/** The CLIP for models that ship none: the one Stable Diffusion v1's text encoder comes from. */
-export const DEFAULT_HUB_CLIP = 'openai/clip-vit-large-patch14';
-
-export interface ClipSource {
-  /** A folder or a Hub repo id. */
-  source: string;
-  /** Short, for tables and plots: 'shapes-64/clip', 'openai/clip-vit-large-patch14'. */
-  name: string;
-  /** 'option': --clip-model; 'model': the model folder's clip/; 'hub-default': DEFAULT_HUB_CLIP. */
-  origin: 'option' | 'model' | 'hub-default';
-}
-
-function clipName(source: string): string {
-  if (!existsSync(source)) return source; // a repo id
-  const abs = path.resolve(source);
-  const base = path.basename(abs);
-  return base === 'clip' ? `${path.basename(path.dirname(abs))}/clip` : base;
-}
-
-/** Says what to do when no CLIP can be had (`auto`: the choice needs one; otherwise --metrics does). */
-export function clipHint(auto: boolean): string {
-  return `give a CLIP with --clip-model <dir|repo-id> (a transformers CLIPModel folder or a Hub repo id)${auto ? ', or choose eta yourself (e.g. --eta 0.7) to skip the automatic choice' : ', or leave out --metrics'}`;
-}
-
-/** --clip-model, else `<model>/clip` when the model folder has one, else DEFAULT_HUB_CLIP (not for Shapes-64: CLIP ViT-L knows nothing of it). */
-export function resolveClipSource(model: string, clipModel: string | undefined, auto: boolean): ClipSource {
-  if (clipModel !== undefined) return { source: clipModel, name: clipName(clipModel), origin: 'option' };
-  const own = path.join(model, 'clip');
-  if (existsSync(own) && statSync(own).isDirectory()) return { source: own, name: clipName(own), origin: 'model' };
-  if (isShapesModel(model)) {
-    throw new Error(`no CLIP to score the candidates: the Shapes-64 model at ${model} has no clip/ folder (an older export?), and a general CLIP would not know its pictures; ${clipHint(auto)}`);
-  }
-  return { source: DEFAULT_HUB_CLIP, name: DEFAULT_HUB_CLIP, origin: 'hub-default' };
-}
+export { DEFAULT_HUB_CLIP, clipHint, resolveClipSource, type ClipSource } from '../pipelines/imagic/clip-source.js';
 
 /** 'seed 3', or 'inverted noise' for the input's own DDIM-inverted starting noise. */
 export const seedText = (seed: number) => (seed === INVERTED_SEED ? 'inverted noise' : `seed ${seed}`);

@@ -4,3 +4,4 @@ export * from './stages.js';
 export * from './session.js';
 export * from './edit.js';
 export * from './auto.js';
+export * from './clip-source.js';

@@ -1,0 +1,84 @@
+// `imagic serve`: the local web editor's server. Starts the two compute workers, resumes the trainings
+// a previous run left unfinished, and serves the API and the page.
+import { randomBytes } from 'node:crypto';
+import { readdirSync, rmSync, statSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { serve, type ServerType } from '@hono/node-server';
+import { createApp } from './app.js';
+import { renderExamples } from './examples.js';
+import { Jobs } from './jobs.js';
+import { isLoopback } from './security.js';
+import { Store } from './store.js';
+import { summary } from './views.js';
+
+export * from './api.js';
+export { sniffImage } from './app.js';
+
+export interface ServeOptions {
+  host: string;
+  /** 0: any free port. */
+  port: number;
+  /** Sessions and uploads live here. */
+  dataDir: string;
+  defaultModel: string;
+  device: string;
+  threads?: number;
+  offline?: boolean;
+  /** Required on non-loopback hosts; generated when not given. Ignored on loopback unless `requireToken`. */
+  token?: string;
+  requireToken?: boolean;
+  maxUploadBytes: number;
+  webDir: string;
+  version: string;
+  log: (m: string) => void;
+}
+
+export interface RunningServer {
+  url: string;
+  /** The URL to open (with the token, when there is one). */
+  openUrl: string;
+  token: string | null;
+  port: number;
+  jobs: Jobs;
+  store: Store;
+  /** Resumed at start: sessions a previous run left queued or training. */
+  resumed: string[];
+  close(): Promise<void>;
+}
+
+/** Uploads never used in a session are dropped after a day. */
+function dropOldUploads(dir: string): void {
+  for (const f of readdirSync(dir)) {
+    const p = path.join(dir, f);
+    if (Date.now() - statSync(p).mtimeMs > 86_400_000 || /\.tmp$/.test(f)) rmSync(p, { force: true });
+  }
+}
+
+export async function startServer(o: ServeOptions): Promise<RunningServer> {
+  const loopback = isLoopback(o.host);
+  const token = !loopback || o.requireToken ? o.token ?? randomBytes(24).toString('hex') : null;
+  const store = new Store(o.dataDir, o.log);
+  dropOldUploads(store.uploadsDir);
+  const jobs = new Jobs(store, { device: o.device, offline: o.offline, threads: o.threads, version: o.version, log: o.log });
+  jobs.summary = summary;
+  const app = createApp({ store, jobs, examples: await renderExamples(), defaultModel: o.defaultModel, maxUploadBytes: o.maxUploadBytes, webDir: o.webDir, loopback, token });
+  const server: ServerType = await new Promise((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, hostname: o.host, port: o.port }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const port = (server.address() as AddressInfo).port;
+  const shown = o.host.includes(':') ? `[${o.host}]` : o.host;
+  const url = `http://${shown}:${port}/`;
+  const resumed = jobs.resumeUnfinished();
+  return {
+    url, openUrl: token ? `${url}?token=${token}` : url, token, port, jobs, store, resumed,
+    close: async () => {
+      await jobs.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      });
+    },
+  };
+}
