@@ -94,6 +94,22 @@ function parseSettings(s: EditSettings | undefined) {
   };
 }
 
+/** Reads and drops up to `max` bytes of a refused body, so that the client reads the answer instead of a reset connection. */
+async function drain(body: ReadableStream<Uint8Array> | null, max: number): Promise<void> {
+  if (!body) return;
+  const reader = body.getReader();
+  try {
+    for (let n = 0; n < max; ) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      n += value.length;
+    }
+    await reader.cancel();
+  } catch {
+    // the client went away
+  }
+}
+
 async function json<T>(c: Context): Promise<T> {
   try {
     return (await c.req.json()) as T;
@@ -152,7 +168,10 @@ export function createApp(o: AppOptions): Hono {
 
   app.post('/api/uploads', bodyLimit({
     maxSize: o.maxUploadBytes,
-    onError: (c) => c.json<ApiError>({ error: `the upload is larger than the limit of ${(o.maxUploadBytes / 2 ** 20).toFixed(1)} MiB (imagic serve --max-upload-mb)` }, 413),
+    onError: async (c) => {
+      await drain(c.req.raw.body, 64 * 2 ** 20);
+      return c.json<ApiError>({ error: `the upload is larger than the limit of ${(o.maxUploadBytes / 2 ** 20).toFixed(1)} MiB (imagic serve --max-upload-mb)` }, 413);
+    },
   }), async (c) => {
     const bytes = Buffer.from(await c.req.arrayBuffer());
     if (bytes.length === 0) throw new HttpError(400, 'the upload is empty');
