@@ -243,7 +243,11 @@ export function createApp(o: AppOptions): Hono {
   });
 
   app.get('/api/sessions', (c) => c.json(store.list().filter((r) => !jobs.isDeleting(r.id)).map(summary)));
-  app.get('/api/sessions/:id', (c) => c.json(detail(record(c.req.param('id')), store.dir(c.req.param('id')))));
+  app.get('/api/sessions/:id', (c) => {
+    const r = record(c.req.param('id'));
+    jobs.preload(r.id); // the page opens it: its renders come next
+    return c.json(detail(r, store.dir(r.id)));
+  });
 
   app.delete('/api/sessions/:id', async (c) => {
     const id = record(c.req.param('id')).id;

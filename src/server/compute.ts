@@ -11,7 +11,7 @@ import {
   AUTO_SEEDS, DEFAULT_AUTO_RULE, DEFAULT_PRESERVATION, EditSession, INVERTED_SEED, autoChoose, clipCandidateScorer, invertedNoise, renderEtas,
   resolveClipSource, runEdit, trainableNames, type CandidateScorer, type Embeddings,
 } from '../pipelines/imagic/index.js';
-import type { CompareJob, FromWorker, ModelSpec, RenderJob, TrainJob, TrainResult } from './protocol.js';
+import type { CompareJob, FromWorker, ModelSpec, PreloadJob, RenderJob, TrainJob, TrainResult } from './protocol.js';
 import { renderFile, sessionFiles } from './paths.js';
 
 /** Thrown inside a job that was cancelled between two of its steps. */
@@ -197,6 +197,11 @@ export class Compute {
     e.rngAfterA.dispose();
     this.loaded = { dir, emb: { eTgt: keep(e.eTgt), eOpt: keep(e.eOpt), eUncond: keep(e.eUncond) }, latent: keep(e.latent), inverted: new Map() };
     return this.loaded;
+  }
+
+  async preload(job: PreloadJob): Promise<null> {
+    this.session(await this.model(job.model, job.jobId), job.dir);
+    return null;
   }
 
   async render(job: RenderJob): Promise<{ ms: number }> {

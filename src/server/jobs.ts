@@ -154,6 +154,7 @@ export class Jobs extends EventEmitter<{ event: [ServerEvent] }> {
         }
       }
       r.progress.stage = null;
+      if (r.status === 'ready') queueMicrotask(() => this.preload(r.id));
     } catch (e) {
       const cancelled = this.running?.cancel === true;
       r.status = this.closing ? 'queued' : cancelled ? 'cancelled' : 'failed';
@@ -187,11 +188,27 @@ export class Jobs extends EventEmitter<{ event: [ServerEvent] }> {
 
   private track<T>(id: string, p: Promise<T>): Promise<T> {
     this.inFlight.set(id, (this.inFlight.get(id) ?? 0) + 1);
+    this.emit('event', { type: 'status', status: this.status() });
     return p.finally(() => {
+      this.emit('event', { type: 'status', status: this.status() });
       const n = (this.inFlight.get(id) ?? 1) - 1;
       if (n === 0) this.inFlight.delete(id);
       else this.inFlight.set(id, n);
       if (this.deleting.has(id)) void this.removeWhenIdle(id);
+    });
+  }
+
+  /** The session the render worker has loaded (or is loading). */
+  private preloaded: string | null = null;
+
+  /** Loads a trained session into the render worker while nothing else runs there, so that its first render is not a cold one. */
+  preload(id: string): void {
+    const r = this.store.get(id);
+    if (!r || r.status !== 'ready' || this.preloaded === id || this.renderer.busy > 0) return;
+    this.preloaded = id;
+    void this.track(id, this.renderer.run<null>({ kind: 'preload', dir: this.store.dir(id), model: this.modelSpec(r) })).catch((e: Error) => {
+      this.preloaded = null;
+      this.o.log(`warning: preloading session ${id} for rendering: ${e.message}`);
     });
   }
 
@@ -203,6 +220,7 @@ export class Jobs extends EventEmitter<{ event: [ServerEvent] }> {
     if (existsSync(file)) return { file, ms: 0, cache: 'hit' };
     let p = this.renders.get(file);
     if (!p) {
+      this.preloaded = id;
       p = this.track(id, this.renderer.run<{ ms: number }>({ kind: 'render', dir: this.store.dir(id), ...k, out: file, model: this.modelSpec(r) }));
       this.renders.set(file, p);
       void p.catch(() => {}).finally(() => this.renders.delete(file));
@@ -219,6 +237,7 @@ export class Jobs extends EventEmitter<{ event: [ServerEvent] }> {
     const dir = this.store.dir(id);
     const f = sessionFiles(dir);
     r.compare = { status: 'running', error: null, strength, seed: 0 };
+    this.preloaded = null; // the baselines put the base weights back
     await this.save(r);
     const s = r.settings;
     void this.track(id, this.renderer.run<null>({ kind: 'compare', dir, text: r.text, strength, steps: s.steps, guidance: s.guidanceScale, seed: 0, out: { sdedit: f.sdedit, ddim: f.ddim }, model: this.modelSpec(r) }))

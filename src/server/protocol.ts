@@ -49,7 +49,15 @@ export interface CompareJob {
   model: ModelSpec;
 }
 
-export type Job = TrainJob | RenderJob | CompareJob;
+/** Loads the model and a trained session into the render worker ahead of its first render. */
+export interface PreloadJob {
+  kind: 'preload';
+  jobId: number;
+  dir: string;
+  model: ModelSpec;
+}
+
+export type Job = TrainJob | RenderJob | CompareJob | PreloadJob;
 
 export type ToWorker = Job | { kind: 'cancel'; jobId: number };
 

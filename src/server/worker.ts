@@ -14,7 +14,8 @@ let chain: Promise<void> = Promise.resolve();
 
 async function run(job: Job): Promise<void> {
   try {
-    const result = job.kind === 'train' ? await compute.train(job) : job.kind === 'render' ? await compute.render(job) : await compute.compare(job);
+    const result = job.kind === 'train' ? await compute.train(job) : job.kind === 'render' ? await compute.render(job)
+      : job.kind === 'compare' ? await compute.compare(job) : await compute.preload(job);
     send({ kind: 'done', jobId: job.jobId, result });
   } catch (e) {
     const message = e instanceof CancelledError ? 'cancelled' : e instanceof Error ? e.message : String(e);

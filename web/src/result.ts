@@ -1,13 +1,12 @@
-// The result card (#result): the edited image re-rendered for the eta slider and the seed (debounced,
-// only the latest request shown), download links, and the sweep and plot of the automatic choice.
+// The result card (#result): the edited image re-rendered for the eta slider and the seed (at once when
+// idle; during a render only the latest change is kept and rendered next, so a drag never queues a
+// render per tick), download links, and the sweep and plot of the automatic choice.
 import type { SessionDetail } from '../../src/server/api.js';
 import { downloadUrl, fetchRender, fileUrl, renderUrl } from './api.js';
 import { byId, showError } from './dom.js';
 import { formatEta, seedLabel } from './format.js';
 import { PlotView } from './plot.js';
 import { SweepView } from './sweep.js';
-
-const DEBOUNCE_MS = 80;
 
 export class ResultView {
   private readonly card = byId('result', HTMLElement);
@@ -29,21 +28,22 @@ export class ResultView {
   /** The session the controls were set up for; null again once it leaves `ready`. */
   private initializedFor: string | null = null;
   private controller: AbortController | null = null;
-  private debounce = 0;
+  /** A change came while a render was running: render the controls' values when it ends. */
+  private pending = false;
   private changedAt = 0;
   private objectUrl: string | null = null;
 
   constructor() {
-    const pick = (eta: number, seed: number): void => { this.set(eta, seed); this.requestRender(0); };
+    const pick = (eta: number, seed: number): void => { this.set(eta, seed); this.requestRender(); };
     this.sweep = new SweepView(pick);
     this.plot = new PlotView(pick);
-    this.slider.addEventListener('input', () => { this.showEta(); this.requestRender(DEBOUNCE_MS); });
-    this.seedSelect.addEventListener('change', () => this.requestRender(0));
+    this.slider.addEventListener('input', () => { this.showEta(); this.requestRender(); });
+    this.seedSelect.addEventListener('change', () => this.requestRender());
     this.useChoice.addEventListener('click', () => {
       const choice = this.detail?.choice;
       if (!choice) return;
       this.set(choice.eta, choice.seed);
-      this.requestRender(0);
+      this.requestRender();
     });
   }
 
@@ -62,17 +62,21 @@ export class ResultView {
     this.plot.show(detail.candidates, choice, detail.threshold, detail.inputAlignment);
     if (this.initializedFor === detail.id) return;
     this.initializedFor = detail.id;
+    // A render of the previous session still running is not shown here.
+    this.controller?.abort();
+    this.controller = null;
+    this.pending = false;
     this.inputImg.src = fileUrl(detail.id, 'input.png');
     this.clearImage();
     if (choice) this.set(choice.eta, choice.seed); else this.set(settings.eta, 0);
-    this.requestRender(0);
+    this.requestRender();
   }
 
   hide(): void {
     this.card.hidden = true;
     this.detail = null;
     this.initializedFor = null;
-    window.clearTimeout(this.debounce);
+    this.pending = false;
     this.controller?.abort();
     this.controller = null;
     this.figure.removeAttribute('aria-busy');
@@ -93,11 +97,10 @@ export class ResultView {
     this.etaValue.value = formatEta(Number(this.slider.value));
   }
 
-  /** Marks the change time (for dataset.ms) and renders after `delay` ms unless another change comes first. */
-  private requestRender(delay: number): void {
+  /** Marks the change time (for dataset.ms); renders now, or after the running render. */
+  private requestRender(): void {
     this.changedAt = performance.now();
-    window.clearTimeout(this.debounce);
-    if (delay > 0) this.debounce = window.setTimeout(() => void this.render(), delay);
+    if (this.controller) this.pending = true;
     else void this.render();
   }
 
@@ -109,9 +112,9 @@ export class ResultView {
     const url = renderUrl(d.id, { eta, seed, steps: d.settings.steps, guidance: d.settings.guidanceScale });
     this.downloadImage.href = url;
     this.downloadImage.setAttribute('download', `imagic-${d.id}-eta${formatEta(eta)}-seed${seed}.png`);
-    this.controller?.abort();
     const controller = new AbortController();
     this.controller = controller;
+    this.pending = false;
     const startedAt = this.changedAt;
     this.figure.setAttribute('aria-busy', 'true');
     try {
@@ -141,7 +144,8 @@ export class ResultView {
     } finally {
       if (controller === this.controller) {
         this.controller = null;
-        this.figure.removeAttribute('aria-busy');
+        if (this.pending) void this.render();
+        else this.figure.removeAttribute('aria-busy');
       }
     }
   }
