@@ -126,6 +126,8 @@ export interface Choice {
 
 export interface SessionSummary {
   id: string;
+  /** Grows with every change: of two copies of a session, the one with the higher revision is newer. */
+  revision: number;
   text: string;
   model: string;
   preset: PresetName;

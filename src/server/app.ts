@@ -233,7 +233,7 @@ export function createApp(o: AppOptions): Hono {
     else await rename(upload!, f.upload).catch(() => copyFile(upload!, f.upload));
     const now = new Date().toISOString();
     const r: SessionRecord = {
-      version: 1, id, text, model, preset, settings, auto, status: 'queued', error: null, created: now, updated: now,
+      version: 1, id, revision: 0, text, model, preset, settings, auto, status: 'queued', error: null, created: now, updated: now,
       progress: { stage: null, step: 0, total: 0, stageStartedAt: null, stageStartStep: 0 }, losses: { A: [], B: [] },
       choice: null, candidates: [], inputAlignment: null, threshold: null, clip: null, compare: { status: 'none', error: null, strength: null, seed: null },
     };

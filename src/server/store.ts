@@ -15,6 +15,8 @@ export const RECORD_VERSION = 1;
 export interface SessionRecord {
   version: number;
   id: string;
+  /** Grows with every save (SessionSummary.revision). */
+  revision: number;
   text: string;
   model: string;
   preset: PresetName;
@@ -90,6 +92,7 @@ export class Store {
   async save(r: SessionRecord): Promise<void> {
     if (!this.records.has(r.id)) return; // deleted meanwhile
     r.updated = new Date().toISOString();
+    r.revision = (r.revision ?? 0) + 1;
     await writeFileAtomic(sessionFiles(this.dir(r.id)).record, Buffer.from(`${JSON.stringify(r, null, 2)}\n`));
   }
 

@@ -31,7 +31,8 @@ export class WorkerProcess {
 
   private start(): ChildProcess {
     if (this.child) return this.child;
-    const child = fork(WORKER, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: this.env });
+    // execArgv: none of the parent's (a test runner's --test, an inspector port).
+    const child = fork(WORKER, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: this.env, execArgv: [] });
     const forward = (b: Buffer) => {
       for (const line of b.toString().split('\n')) if (line.trim()) this.log(`[${this.name}] ${line}`);
     };

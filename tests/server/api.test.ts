@@ -2,7 +2,7 @@
 // workers on the embedded model: uploads and their checks, an edit from queue to renders, the render
 // cache, the baselines, cancel / resume / delete, and the errors of bad requests.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -122,6 +122,7 @@ describe('imagic serve API', () => {
     assert.equal(created.body.settings.stepsA, 5);
     assert.equal(created.body.settings.lrA, 3e-3); // the shapes preset's
     const ready = await waitFor(base, id, (d) => d.status === 'ready');
+    assert.ok(ready.revision > created.body.revision, 'every change raises the revision');
     assert.equal(ready.losses.A.length, 5);
     assert.equal(ready.losses.B.length, 5);
     assert.ok(ready.losses.B.every((l) => Number.isFinite(l) && l > 0));
@@ -298,7 +299,7 @@ describe('imagic serve restart', () => {
       id = created.body.id;
       await waitFor(s1.base, id, (d) => d.progress.stage === 'B' && d.progress.step >= 3);
     } finally {
-      await s1.close();
+      await s1.close(true);
     }
     const s2 = await testServer({ dataDir });
     try {
@@ -312,6 +313,7 @@ describe('imagic serve restart', () => {
       assert.equal((await api(s2.base, `/api/sessions/${id}`, { method: 'DELETE' })).status, 204);
     } finally {
       await s2.close();
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 });

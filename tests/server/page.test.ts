@@ -5,7 +5,7 @@
 // gallery; and the page's messages for bad input (a non-image, a missing model, a cancelled job).
 // Skipped, saying why, where no Chromium could be found or installed (npm test's setup tries apt-get).
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -91,6 +91,13 @@ describe('imagic serve page (headless Chromium)', { skip }, () => {
     const [a, b] = await Promise.all([before.eta!, after.eta!].map(async (e) => Buffer.from(await (await fetch(server.base + q(e))).arrayBuffer())));
     assert.ok(!a!.equals(b!), 'another eta gives another image');
 
+    // Without an automatic choice, a sweep of the preset's etas renders on demand.
+    await page.click('#sweep-render');
+    await page.waitForFunction(() => {
+      const imgs = [...document.querySelectorAll<HTMLImageElement>('#sweep-grid img')];
+      return imgs.length === 9 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+    }, { timeout: 60_000 });
+
     // Compare: four labelled pictures.
     await page.click('#compare-run');
     await page.waitForFunction(() => document.querySelectorAll('#compare-images figure img').length === 4
@@ -116,6 +123,12 @@ describe('imagic serve page (headless Chromium)', { skip }, () => {
     await (input as unknown as { uploadFile(p: string): Promise<void> }).uploadFile(fake);
     await page.waitForFunction(() => /not a PNG, JPEG or WebP/.test(document.querySelector('#error')?.textContent ?? ''), { timeout: 10_000 });
 
+    // Larger than the server takes (1 MiB here): refused before it is sent.
+    const big = path.join(shots, 'big.png');
+    writeFileSync(big, Buffer.alloc(2 << 20, 7));
+    await (input as unknown as { uploadFile(p: string): Promise<void> }).uploadFile(big);
+    await page.waitForFunction(() => /the largest upload is/.test(document.querySelector('#error')?.textContent ?? ''), { timeout: 10_000 });
+
     // An example instead, and a model folder that does not exist.
     await page.click('#examples button');
     await page.$eval('#target-text', (e) => ((e as HTMLInputElement).value = ''));
@@ -136,6 +149,19 @@ describe('imagic serve page (headless Chromium)', { skip }, () => {
     await page.screenshot({ path: path.join(shots, 'cancelled.png'), fullPage: true });
     const st = await (await fetch(`${server.base}/api/status`)).json() as { training: string | null };
     assert.equal(st.training, null);
+
+    // A model folder that fails to load: the job fails with the reason, shown in the page.
+    const broken = path.join(server.store.root, 'broken-model');
+    mkdirSync(broken, { recursive: true });
+    writeFileSync(path.join(broken, 'model_index.json'), '{"_class_name": "StableDiffusionPipeline"}');
+    await page.type('#model', broken);
+    await page.click('#start');
+    await page.waitForFunction(() => /failed/i.test(document.querySelector('#status')?.textContent ?? ''), { timeout: 60_000 }).catch(async (e) => {
+      await page.screenshot({ path: path.join(shots, 'failed-model.png'), fullPage: true });
+      throw new Error(`${(e as Error).message}; #status: ${await text(page, '#status')}; #error: ${await text(page, '#error')}; screenshot ${shots}/failed-model.png`);
+    });
+    assert.match(await text(page, '#status'), /broken-model|unet|config/i);
+    await page.waitForSelector('#resume', { visible: true });
 
     // A session id in the URL is never a path.
     const traversal = await openPage(browser, `${server.url}#session=..%2F..%2Fserver.json`);

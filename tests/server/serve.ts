@@ -1,6 +1,6 @@
 // Test helpers for `imagic serve`: a server on an ephemeral loopback port with a fresh data folder, and
 // small JSON/wait helpers. The compute workers are real (the embedded Shapes-64 model).
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,13 +14,23 @@ export const WEB_DIR = path.join(ROOT, 'dist', 'web');
 /** Training this short still runs every stage; renders of 10 steps. */
 export const FAST = { stepsA: 5, stepsB: 5, steps: 10, auto: false };
 
-export async function testServer(o: Partial<ServeOptions> = {}): Promise<RunningServer & { base: string; logs: string[] }> {
+export type TestServer = Omit<RunningServer, 'close'> & { base: string; logs: string[]; close(keep?: boolean): Promise<void> };
+
+export async function testServer(o: Partial<ServeOptions> = {}): Promise<TestServer> {
   const logs: string[] = [];
+  const own = o.dataDir === undefined ? mkdtempSync(path.join(os.tmpdir(), 'imagic-serve-')) : null;
   const s = await startServer({
-    host: '127.0.0.1', port: 0, dataDir: o.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'imagic-serve-')), defaultModel: MODEL, device: 'cpu',
+    host: '127.0.0.1', port: 0, dataDir: o.dataDir ?? own!, defaultModel: MODEL, device: 'cpu',
     threads: 1, maxUploadBytes: 1 << 20, webDir: WEB_DIR, version: 'test', log: (m) => logs.push(m), ...o,
   });
-  return Object.assign(s, { base: s.url.replace(/\/$/, ''), logs });
+  // A data folder made here goes with the server, unless `keep` (another server reopens it).
+  return {
+    ...s, base: s.url.replace(/\/$/, ''), logs,
+    close: async (keep = false) => {
+      await s.close();
+      if (own && !keep) rmSync(own, { recursive: true, force: true });
+    },
+  };
 }
 
 export async function api<T = unknown>(base: string, route: string, init: RequestInit & { json?: unknown } = {}): Promise<{ status: number; body: T; headers: Headers }> {

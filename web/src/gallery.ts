@@ -36,8 +36,14 @@ export class GalleryView {
     this.updateEmpty();
   }
 
+  /** The newest revision seen of a session (-1: none). */
+  revision(id: string): number {
+    return this.sessions.get(id)?.revision ?? -1;
+  }
+
   upsert(s: SessionSummary): void {
     const before = this.sessions.get(s.id);
+    if (before && before.revision > s.revision) return; // an older copy, arriving late
     this.sessions.set(s.id, s);
     const existing = this.item(s.id);
     if (existing && before && shown(before) === shown(s)) return;

@@ -53,8 +53,11 @@ async function openSession(id: string, known?: SessionDetail): Promise<void> {
   gallery.markOpen(id);
   const detail = known ?? (await attempt(() => getSession(id)));
   if (ticket !== openTicket) return;
-  if (detail) show(detail);
-  else if (current?.id !== id) closeSession();
+  if (detail) {
+    show(detail);
+    // Events newer than this copy came before it (a fast job, a slow response): fetch the newest.
+    if (gallery.revision(id) > detail.revision) void refreshOpen();
+  } else if (current?.id !== id) closeSession();
 }
 
 function closeSession(): void {
@@ -71,6 +74,7 @@ function closeSession(): void {
 /** Shows a detail of the open session; losses from `step` events newer than it are kept. */
 function show(detail: SessionDetail): void {
   if (wanted !== detail.id) return;
+  if (current?.id === detail.id && current.revision > detail.revision) return; // an older copy, arriving late
   if (current?.id === detail.id) {
     for (const stage of ['A', 'B'] as const) {
       const mine = current.losses[stage];

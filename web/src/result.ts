@@ -58,7 +58,12 @@ export class ResultView {
     this.useChoice.disabled = choice === null;
     this.downloadSession.href = downloadUrl(detail.id);
     this.downloadSession.setAttribute('download', `imagic-${detail.id}.tar.gz`);
-    this.sweep.show(detail.candidates, choice);
+    this.sweep.show(detail.candidates, choice, () => {
+      const seed = Number(this.seedSelect.value);
+      return settings.autoEtas.map((eta) => ({
+        eta, seed, alignment: NaN, preservation: NaN, url: renderUrl(detail.id, { eta, seed, steps: settings.steps, guidance: settings.guidanceScale }),
+      }));
+    });
     this.plot.show(detail.candidates, choice, detail.threshold, detail.inputAlignment);
     if (this.initializedFor === detail.id) return;
     this.initializedFor = detail.id;

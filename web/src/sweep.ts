@@ -1,5 +1,6 @@
 // The sweep (#sweep): the automatic choice's candidates as a grid, rows = seeds, columns = etas, the
-// chosen one outlined; a click on a cell picks its eta and seed.
+// chosen one outlined; a click on a cell picks its eta and seed. Without an automatic choice, a button
+// renders a sweep of the preset's etas for the noise shown (each cell a cached render).
 import type { Candidate, Choice } from '../../src/server/api.js';
 import { byId, h } from './dom.js';
 import { formatEta, seedLabel } from './format.js';
@@ -17,17 +18,45 @@ export const sortedUnique = (values: number[]): number[] =>
 export class SweepView {
   private readonly box = byId('sweep', HTMLElement);
   private readonly grid = byId('sweep-grid', HTMLTableElement);
+  private readonly hint = byId('sweep-hint', HTMLElement);
+  private readonly renderButton = byId('sweep-render', HTMLButtonElement);
   private signature = '';
+  /** Makes the cells of a sweep on demand (sessions without an automatic choice). */
+  private onDemand: (() => Candidate[]) | null = null;
 
   constructor(private readonly pick: Pick) {
+    this.renderButton.addEventListener('click', () => {
+      if (!this.onDemand) return;
+      this.renderButton.hidden = true;
+      this.hint.hidden = false;
+      this.hint.textContent = 'Rows are seeds, columns etas; each picture renders once, then comes from the cache. Pick one to show it.';
+      this.fill(this.onDemand(), null);
+    });
     this.grid.addEventListener('click', (e) => {
       const cell = e.target instanceof Element ? e.target.closest<HTMLButtonElement>('button.sweep-cell') : null;
       if (cell) this.pick(Number(cell.dataset.eta), Number(cell.dataset.seed));
     });
   }
 
-  show(candidates: Candidate[], choice: Choice | null): void {
+  /** `sweep`: the cells to render on demand when there are no candidates. */
+  show(candidates: Candidate[], choice: Choice | null, sweep?: () => Candidate[]): void {
+    if (candidates.length === 0 && sweep) {
+      this.box.hidden = false;
+      if (this.onDemand === null) {
+        this.onDemand = sweep;
+        this.renderButton.hidden = false;
+        this.hint.hidden = true;
+      }
+      return;
+    }
+    this.onDemand = null;
+    this.renderButton.hidden = true;
+    this.hint.hidden = false;
     this.box.hidden = candidates.length === 0;
+    this.fill(candidates, choice);
+  }
+
+  private fill(candidates: Candidate[], choice: Choice | null): void {
     const signature = JSON.stringify([candidates.map((c) => c.url), choice]);
     if (signature === this.signature) return;
     this.signature = signature;
@@ -61,6 +90,8 @@ export class SweepView {
 
   reset(): void {
     this.signature = '';
+    this.onDemand = null;
+    this.renderButton.hidden = true;
     this.grid.replaceChildren();
     this.box.hidden = true;
   }
