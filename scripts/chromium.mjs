@@ -18,6 +18,7 @@ function can(cmd, args) {
 export function ensureChromium(say) {
   const found = findChromium();
   if (found) return { path: found };
+  if (process.env.CHROMIUM_PATH) return { why: `CHROMIUM_PATH is ${process.env.CHROMIUM_PATH}, which does not exist` };
   if (!can('sh', ['-c', 'command -v apt-get'])) return { why: 'no chromium, and no apt-get to install it (set CHROMIUM_PATH to a Chromium or Chrome executable)' };
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
   const sudo = root ? [] : can('sudo', ['-n', 'true']) ? ['sudo', '-n'] : null;
