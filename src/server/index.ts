@@ -63,9 +63,17 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const jobs = new Jobs(store, { device: o.device, offline: o.offline, threads: o.threads, version: o.version, log: o.log });
   jobs.summary = summary;
   const app = createApp({ store, jobs, examples: await renderExamples(), defaultModel: o.defaultModel, maxUploadBytes: o.maxUploadBytes, webDir: o.webDir, loopback, token });
-  const server: ServerType = await new Promise((resolve, reject) => {
+  const server: ServerType = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: o.host, port: o.port }, () => resolve(s));
-    s.once('error', reject);
+    s.once('error', (e: NodeJS.ErrnoException) => {
+      const why = e.code === 'EADDRINUSE' ? `port ${o.port} is in use (choose another with --port, or 0 for any free one)`
+        : e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND' ? `${o.host} is not an address of this machine (--host)`
+        : e.code === 'EACCES' ? `not allowed to listen on port ${o.port} (ports below 1024 need privileges)` : e.message;
+      reject(new Error(`cannot serve on ${o.host}:${o.port}: ${why}`));
+    });
+  }).catch(async (e: unknown) => {
+    await jobs.close();
+    throw e;
   });
   const port = (server.address() as AddressInfo).port;
   const shown = o.host.includes(':') ? `[${o.host}]` : o.host;

@@ -317,3 +317,14 @@ describe('imagic serve restart', () => {
     }
   });
 });
+
+describe('imagic serve start', () => {
+  test('a port in use is said plainly, and nothing is left running', async () => {
+    const s = await testServer();
+    try {
+      await assert.rejects(testServer({ port: s.port }), /cannot serve on 127\.0\.0\.1:\d+: port \d+ is in use \(choose another with --port/);
+    } finally {
+      await s.close();
+    }
+  });
+});
