@@ -27,7 +27,7 @@ if (major < 20) {
 }
 
 // 1. npm packages
-const need = ['node-addon-api', 'typescript', '@types/node', 'sharp', 'commander', 'cli-progress', 'hono', '@hono/node-server', 'tar', 'esbuild', 'puppeteer-core'];
+const need = ['node-addon-api', 'typescript', '@types/node', 'sharp', 'commander', 'cli-progress', 'hono', '@hono/node-server', 'tar', 'esbuild', 'puppeteer-core', 'bullmq', 'ioredis', 'csv-parse', 'node-html-parser'];
 if (need.some((p) => !existsSync(path.join(root, 'node_modules', p, 'package.json')))) {
   step('installing npm packages (npm install)', 'npm', ['install', '--no-audit', '--no-fund']);
 }
@@ -60,14 +60,16 @@ step(quiet ? 'native addon' : 'building the native addon (first time: about a mi
 step('compiling TypeScript', process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.json')]);
 step(quiet ? 'web page' : 'bundling the web page (esbuild)', process.execPath, [path.join(root, 'scripts', 'build-web.mjs'), ...(quiet ? ['--quiet'] : [])]);
 
-// 5. a Chromium for the browser tests (npm test only)
+// 5. Debian programs the tests drive: chromium (the page), redis-server (the batch queue); npm test only
 if (process.argv.includes('--browser')) {
-  const { ensureChromium, chromiumVersion } = await import('./chromium.mjs');
-  const c = ensureChromium(say);
-  if (c.path) {
-    if (!quiet) say(`chromium: ${c.path} (${chromiumVersion(c.path)})`);
-  } else {
-    say(`browser tests will be skipped: ${c.why}`);
+  const { TOOLS, ensureTool, toolVersion } = await import('./apt.mjs');
+  for (const t of Object.values(TOOLS)) {
+    const c = ensureTool(t, say);
+    if (c.path) {
+      if (!quiet) say(`${t.pkg}: ${c.path} (${toolVersion(c.path)})`);
+    } else {
+      say(`${t.for} will be skipped: ${c.why}`);
+    }
   }
 }
 if (!quiet) say('ready');

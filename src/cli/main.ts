@@ -12,6 +12,8 @@ import { trainShapesClipCommand } from './train-shapes-clip.js';
 import { DEFAULT_CLIP_TRAIN_SETTINGS } from '../shapes/train/clip.js';
 import { demo, DEMO_INPUT, DEMO_TARGET } from './demo.js';
 import { defaultDataDir, serveCommand } from './serve.js';
+import { batch } from './batch/index.js';
+import { DEFAULT_LOCK_MS, startWorker } from './batch/queue.js';
 import { DEFAULT_TRAIN_SETTINGS } from '../shapes/train/index.js';
 import { int, num, parseEtas, parseSeeds } from './options.js';
 import { DEFAULT_HUB_CLIP } from './metrics.js';
@@ -206,6 +208,66 @@ program
   .option('-q, --quiet', 'print only the URL')
   .action(async (o) => {
     await serveCommand({ ...o, model: resolveModel(o.model) });
+  });
+
+program
+  .command('batch')
+  .summary('edit many images from a CSV (TEdBench-style), resumable, with an HTML report; locally or through a Redis queue')
+  .description([
+    'Run an Imagic edit (the same code as `imagic edit`; with --baselines, as `imagic compare`) for every row of a CSV with the columns image (or img_name) and target_text, and optionally source_text, eta, seed and preset. Image paths are relative to the CSV\'s folder.',
+    'Each row writes into <out>/rows/<row>/ (its output, its session); <out>/results.jsonl gets a line per finished row (settings, timings, scores, errors) and <out>/report.html shows them all (it opens from disk). Running the same command again skips finished rows and resumes interrupted ones from their sessions; a row whose image is missing or corrupt is recorded as failed and the batch goes on.',
+    'With --queue redis://host:port the rows go on a BullMQ queue in Redis instead, for `imagic worker --queue ...` processes on any machine that reaches Redis and sees the out dir at the same path (a shared folder: results come back through Redis, files through the folder). This command follows them and writes the results and the report. A worker killed mid-row loses the row to another worker, which resumes it from its last stage B checkpoint.',
+  ].join('\n\n'))
+  .argument('<edits.csv>', 'the batch file')
+  .requiredOption('-o, --output <dir>', 'the out dir (created; a dir of another batch is refused without --force)')
+  .option('-m, --model <dir|repo-id>', 'a diffusers folder or a Hub repo id (default: the embedded model)')
+  .addOption(new Option('--preset <name>', 'training preset for rows without their own (default: shapes on the embedded model, else default)').choices(['default', 'thorough', 'fast', 'shapes']))
+  .option('--steps-a <n>', 'stage A steps', int('steps-a', 0))
+  .option('--steps-b <n>', 'stage B steps', int('steps-b', 0))
+  .option('--steps <n>', 'sampling steps', int('steps', 1))
+  .option('-g, --guidance <scale>', 'classifier-free guidance scale', num('guidance'))
+  .option('--checkpoint-every <n>', 'save resumable stage B progress every n steps (default 100)', int('checkpoint-every', 0))
+  .option('--baselines', 'also run SDEdit and DDIM inversion on every row (as imagic compare)')
+  .option('--strength <s>', "SDEdit's strength with --baselines", num('strength'), 0.6)
+  .option('-j, --jobs <n>', 'rows at once, each in its own process (a many-core CPU, several GPUs)', int('jobs', 1), 1)
+  .option('--device <device>', 'cpu, cuda or cuda:N', 'cpu')
+  .option('--devices <list>', 'devices for the --jobs processes in turn, e.g. cuda:0,cuda:1', (v: string) => v.split(',').map((d) => d.trim()).filter(Boolean))
+  .option('--threads <n>', 'CPU threads for libtorch per process (default: all, divided among --jobs)', int('threads', 1))
+  .option('--queue <redis-url>', 'put the rows on a Redis queue (BullMQ) for imagic worker processes, e.g. redis://127.0.0.1:6379')
+  .option('--allow-outside', "allow rows whose image lies outside the CSV's folder")
+  .option('-f, --force', 'replace the results of another batch in the out dir')
+  .option('--offline', 'never use the network: the model must be a folder or already in the cache')
+  .option('-q, --quiet', 'print only errors and the summary')
+  .action(async (csv: string, o) => {
+    const r = await batch(csv, { ...o, model: resolveModel(o.model) });
+    process.stdout.write(`${r.rows} rows: ${r.ok} done, ${r.failed} failed (${r.skipped} from an earlier run); report ${r.report}\n`);
+    if (r.failed > 0) process.exitCode = 3;
+  });
+
+program
+  .command('worker')
+  .summary('take rows of `imagic batch --queue` from Redis and run them (any number of workers, on any machine)')
+  .description('Connect to the Redis of `imagic batch --queue` and run the rows it holds, one at a time, until stopped (Ctrl-C stops at the next step; the row goes back to the queue). The batch\'s out dir must be reachable at the same path (a shared folder). While Redis cannot be reached the worker says so and retries with backoff. A worker killed without warning (kill -9) holds its row until its lock expires (--lock-ms), then another worker resumes it from its session.')
+  .requiredOption('--queue <redis-url>', 'the Redis of the batch, e.g. redis://127.0.0.1:6379')
+  .option('--device <device>', 'cpu, cuda or cuda:N', 'cpu')
+  .option('--threads <n>', 'CPU threads for libtorch', int('threads', 1))
+  .option('--lock-ms <n>', 'how long a row stays locked without a sign of life from its worker', int('lock-ms', 1000), DEFAULT_LOCK_MS)
+  .option('--offline', 'never use the network: models must be folders or already in the cache')
+  .option('-q, --quiet', 'print nothing but errors')
+  .action(async (o) => {
+    const log = (m: string) => {
+      if (!o.quiet) process.stderr.write(`[worker ${process.pid}] ${m}\n`);
+    };
+    const w = startWorker(o.queue, { device: o.device, threads: o.threads, offline: o.offline, lockMs: o.lockMs, log });
+    log(`taking rows from ${o.queue} on ${o.device}; Ctrl-C stops`);
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        log('stopping after the current row...');
+        void w.close().then(resolve);
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
   });
 
 program

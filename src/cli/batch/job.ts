@@ -1,0 +1,57 @@
+// One row of a batch as a job: what `imagic batch` runs itself or puts on the Redis queue, and what
+// `imagic worker` takes from it. A payload that is not one is refused before anything runs.
+import { PRESETS, type PresetName } from '../../pipelines/imagic/index.js';
+import type { BatchRow } from './csv.js';
+
+export const JOB_VERSION = 1;
+
+/** Settings every row of the batch shares (a row's own eta, seed and preset win). */
+export interface BatchSettings {
+  model: string;
+  preset?: PresetName;
+  stepsA?: number;
+  stepsB?: number;
+  steps?: number;
+  guidance?: number;
+  checkpointEvery?: number;
+  /** Also run SDEdit and DDIM inversion (imagic compare). */
+  baselines: boolean;
+  strength: number;
+}
+
+export interface RowJob {
+  version: number;
+  batchId: string;
+  /** The batch's out dir: rows write into <outDir>/rows/<key>/ (a folder every worker reaches). */
+  outDir: string;
+  row: BatchRow;
+  settings: BatchSettings;
+}
+
+export class MalformedJobError extends Error {
+  constructor(why: string) {
+    super(`malformed job: ${why}`);
+    this.name = 'MalformedJobError';
+  }
+}
+
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const optNum = (x: unknown) => x === undefined || (typeof x === 'number' && Number.isFinite(x));
+
+/** The payload as a RowJob, or MalformedJobError saying what is wrong. */
+export function checkRowJob(x: unknown): RowJob {
+  if (!isObj(x)) throw new MalformedJobError('not an object');
+  if (x.version !== JOB_VERSION) throw new MalformedJobError(`version ${JSON.stringify(x.version)}, this imagic reads ${JOB_VERSION}`);
+  if (typeof x.batchId !== 'string' || !/^[0-9a-f]{16}$/.test(x.batchId)) throw new MalformedJobError('batchId');
+  if (typeof x.outDir !== 'string' || !x.outDir.startsWith('/')) throw new MalformedJobError('outDir must be an absolute path');
+  const r = x.row, s = x.settings;
+  if (!isObj(r)) throw new MalformedJobError('row');
+  if (typeof r.key !== 'string' || !/^[0-9]{3,}-[a-z0-9-]+$/.test(r.key)) throw new MalformedJobError('row.key');
+  if (typeof r.image !== 'string' || !r.image.startsWith('/')) throw new MalformedJobError('row.image must be an absolute path');
+  if (typeof r.target !== 'string' || r.target.trim() === '') throw new MalformedJobError('row.target');
+  if (!Number.isInteger(r.index) || !optNum(r.eta) || !optNum(r.seed)) throw new MalformedJobError('row.index, row.eta or row.seed');
+  if (r.preset !== undefined && !(typeof r.preset === 'string' && r.preset in PRESETS)) throw new MalformedJobError('row.preset');
+  if (!isObj(s) || typeof s.model !== 'string' || typeof s.baselines !== 'boolean' || typeof s.strength !== 'number') throw new MalformedJobError('settings');
+  for (const k of ['stepsA', 'stepsB', 'steps', 'guidance', 'checkpointEvery']) if (!optNum(s[k])) throw new MalformedJobError(`settings.${k}`);
+  return x as unknown as RowJob;
+}
