@@ -262,8 +262,10 @@ program
     log(`taking rows from ${o.queue} on ${o.device}; Ctrl-C stops`);
     await new Promise<void>((resolve) => {
       const stop = () => {
-        log('stopping after the current row...');
+        log('stopping (a row in progress stops at its next step and goes back to the queue)...');
         void w.close().then(resolve);
+        // Redis unreachable, or a row that does not stop: do not hang.
+        setTimeout(() => process.exit(130), 15_000).unref();
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);

@@ -5,29 +5,14 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseHtml } from 'node-html-parser';
-import sharp from 'sharp';
-import { batch, type BatchArgs } from '../../src/cli/batch/index.js';
+import { batch } from '../../src/cli/batch/index.js';
 import { readBatchCsv } from '../../src/cli/batch/csv.js';
 import { checkRowJob } from '../../src/cli/batch/job.js';
 import type { RowResult } from '../../src/cli/batch/run-row.js';
-import { nominalSpec, renderShape, type ShapeAttributes } from '../../src/shapes/index.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-export const MODEL = path.join(ROOT, 'models', 'shapes-64');
-/** Every stage runs; a row takes a few seconds. */
-export const FAST: Omit<BatchArgs, 'output'> = { model: MODEL, stepsA: 5, stepsB: 5, steps: 10, strength: 0.6, jobs: 1, device: 'cpu', quiet: true };
-
-export async function writeShape(file: string, a: ShapeAttributes): Promise<void> {
-  const img = renderShape(nominalSpec(a));
-  await sharp(img.data, { raw: { width: 64, height: 64, channels: 3 } }).png().toFile(file);
-}
-
-export function readJsonl(file: string): RowResult[] {
-  return readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as RowResult);
-}
+import { FAST, MODEL, readJsonl, writeShape } from './batch-helpers.js';
 
 describe('imagic batch (one machine)', () => {
   let dir: string;

@@ -21,14 +21,15 @@ export function redisConnection(url: string, log: (m: string) => void) {
     throw new Error(`--queue ${url} is not a URL (redis://host:port)`);
   }
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error(`--queue ${url}: not a redis:// URL`);
-  let last = 0;
+  // A client opens several connections: each attempt number is said once.
+  let said = 0;
   return {
     url,
     maxRetriesPerRequest: null,
     retryStrategy: (times: number) => {
       const ms = Math.min(500 * 2 ** Math.min(times - 1, 5), 10_000);
-      if (Date.now() - last > 1000) log(`cannot reach Redis at ${url}; retrying in ${(ms / 1000).toFixed(1)} s (attempt ${times})`);
-      last = Date.now();
+      if (times > said) log(`cannot reach Redis at ${url}; retrying in ${(ms / 1000).toFixed(1)} s (attempt ${times})`);
+      said = Math.max(said, times);
       return ms;
     },
   };

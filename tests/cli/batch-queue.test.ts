@@ -1,0 +1,150 @@
+// `imagic batch --queue` with a real Redis (Debian's redis-server on a loopback port, started and stopped
+// here) and real `imagic worker` processes: two workers share a batch, one is killed with SIGKILL in the
+// middle of a row, and every row still ends exactly once (the killed row resumed from its checkpoint); a
+// worker started while Redis is down says so, retries, and works once Redis is up; a malformed job
+// payload is refused without running. Skipped, saying why, where no redis-server could be had.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import { Queue } from 'bullmq';
+import { batch } from '../../src/cli/batch/index.js';
+import { QUEUE_NAME } from '../../src/cli/batch/queue.js';
+import { FAST, readJsonl, writeShape } from './batch-helpers.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const REDIS = [process.env.REDIS_SERVER, '/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => p && existsSync(p));
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function startRedis(port: number): Promise<ChildProcess> {
+  const p = spawn(REDIS!, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    p.stdout!.on('data', (b: Buffer) => {
+      out += b.toString();
+      if (out.includes('Ready to accept connections')) resolve();
+    });
+    p.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out}`)));
+  });
+  return p;
+}
+
+interface Worker {
+  p: ChildProcess;
+  log: () => string;
+}
+
+function startWorker(port: number): Worker {
+  const p = spawn(process.execPath, [CLI, 'worker', '--queue', `redis://127.0.0.1:${port}`, '--threads', '1', '--lock-ms', '2000'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  p.stderr!.on('data', (b: Buffer) => (log += b.toString()));
+  return { p, log: () => log };
+}
+
+async function until(what: string, f: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const t0 = Date.now();
+  while (!f()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const stop = (p: ChildProcess) => new Promise<void>((resolve) => {
+  if (p.exitCode !== null || p.signalCode !== null) return resolve();
+  p.once('exit', () => resolve());
+  p.kill('SIGKILL');
+});
+
+describe('imagic batch --queue (Redis, BullMQ)', { skip: REDIS ? false : 'no redis-server (apt-get install redis-server, or set REDIS_SERVER)' }, () => {
+  let dir: string;
+  const procs: ChildProcess[] = [];
+  before(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'imagic-queue-'));
+    await writeShape(path.join(dir, 'circle.png'), { shape: 'circle', color: 'red', size: 'large', position: 'left', background: 'white' });
+    await writeShape(path.join(dir, 'square.png'), { shape: 'square', color: 'blue', size: 'small', position: 'center', background: 'black' });
+    await writeShape(path.join(dir, 'triangle.png'), { shape: 'triangle', color: 'green', size: 'large', position: 'top-right', background: 'gray' });
+  });
+  after(async () => {
+    await Promise.all(procs.map(stop));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('two workers, one killed mid-row: every row ends exactly once, the killed one resumed from its checkpoint', async () => {
+    const port = await freePort();
+    procs.push(await startRedis(port));
+    const a = startWorker(port), b = startWorker(port);
+    procs.push(a.p, b.p);
+    const csv = path.join(dir, 'edits.csv');
+    writeFileSync(csv, 'image,target_text,eta\ncircle.png,a red square,0.8\nsquare.png,a large blue square,0.8\ntriangle.png,a yellow triangle,0.8\ncircle.png,a blue circle,0.8\n');
+    const out = path.join(dir, 'out');
+    const done = batch(csv, { ...FAST, output: out, stepsB: 60, checkpointEvery: 10, queue: `redis://127.0.0.1:${port}` });
+    // Worker A's first row: kill A once that row's stage B has a checkpoint.
+    let key = '';
+    await until('worker A to take a row', () => {
+      key = /row (\d{3}-[a-z0-9-]+) \(batch/.exec(a.log())?.[1] ?? '';
+      return key !== '';
+    });
+    const sessionJson = path.join(out, 'rows', key, 'session', 'session.json');
+    const stageB = () => (existsSync(sessionJson) ? (JSON.parse(readFileSync(sessionJson, 'utf8')) as { progress: { stageB: number } }).progress.stageB : 0);
+    await until(`row ${key} to checkpoint stage B`, () => stageB() >= 10);
+    a.p.kill('SIGKILL');
+    const killedAt = stageB();
+    const r = await done;
+    assert.deepEqual([r.rows, r.ok, r.failed], [4, 4, 0]);
+    const lines = readJsonl(path.join(out, 'results.jsonl'));
+    assert.equal(lines.length, 4, 'every row reported once');
+    assert.equal(new Set(lines.map((l) => l.key)).size, 4);
+    const killed = lines.find((l) => l.key === key)!;
+    assert.notEqual(killed.worker.split(':')[1], String(a.p.pid), 'finished by the other worker');
+    assert.ok(killed.resumedFrom !== null && killed.resumedFrom.stageA && killed.resumedFrom.stageB >= killedAt, `resumed from ${JSON.stringify(killed.resumedFrom)}, killed at ${killedAt}`);
+    assert.ok(killed.resumedFrom!.stageB > 0);
+    await stop(b.p);
+  });
+
+  test('a worker started while Redis is down says so, retries with backoff, and works once Redis is up', async () => {
+    const port = await freePort();
+    const w = startWorker(port);
+    procs.push(w.p);
+    await until('the worker to say Redis is unreachable twice', () => (w.log().match(/cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+; retrying in/g) ?? []).length >= 2, 30_000);
+    assert.match(w.log(), /retrying in 0\.5 s \(attempt 1\)[\s\S]*retrying in 1\.0 s \(attempt 2\)/);
+    procs.push(await startRedis(port));
+    const csv = path.join(dir, 'late.csv');
+    writeFileSync(csv, 'image,target_text,eta\nsquare.png,a red square,0.8\n');
+    const r = await batch(csv, { ...FAST, output: path.join(dir, 'late'), queue: `redis://127.0.0.1:${port}` });
+    assert.deepEqual([r.ok, r.failed], [1, 0]);
+    await stop(w.p);
+  });
+
+  test('a malformed job payload is refused, not run, and not retried', async () => {
+    const port = await freePort();
+    procs.push(await startRedis(port));
+    const w = startWorker(port);
+    procs.push(w.p);
+    const q = new Queue(QUEUE_NAME, { connection: { host: '127.0.0.1', port } });
+    try {
+      const job = await q.add('row', { version: 1, batchId: '0123456789abcdef', outDir: '/tmp', row: { key: '../../etc/passwd' } }, { attempts: 3 });
+      await until('the job to fail', () => w.log().includes(`row job ${job.id} failed`), 30_000);
+      const j = (await q.getJob(job.id!))!;
+      assert.equal(await j.getState(), 'failed');
+      assert.match(j.failedReason, /malformed job: row\.key/);
+      assert.equal(j.attemptsMade, 1);
+      assert.doesNotMatch(w.log(), /row \.\.\/\.\.\/etc/, 'nothing of it ran');
+    } finally {
+      await q.close();
+      await stop(w.p);
+    }
+  });
+});
