@@ -105,6 +105,7 @@ export async function batch(csv: string, a: BatchArgs): Promise<BatchSummary> {
   let reportAt = 0;
   const onResult = async (r: RowResult) => {
     if (results.has(r.key)) return; // reported once only
+    r = { ...r, receivedAt: new Date().toISOString() };
     results.set(r.key, r);
     appendResult(outDir, r);
     bar.update(++done);

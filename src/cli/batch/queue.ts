@@ -41,6 +41,10 @@ function failedResult(j: RowJob, why: string): RowResult {
   const now = new Date().toISOString();
   return {
     version: 1, key: j.row.key, index: j.row.index, status: 'failed', error: why, image: j.row.imageName, target: j.row.target,
+    settings: {
+      model: j.settings.model, preset: j.row.preset ?? j.settings.preset ?? '', stepsA: j.settings.stepsA ?? null, stepsB: j.settings.stepsB ?? null,
+      steps: j.settings.steps ?? null, guidance: j.settings.guidance ?? null, baselines: j.settings.baselines, strength: j.settings.baselines ? j.settings.strength : null,
+    },
     files: { input: null, output: null, sdedit: null, ddim: null, sheet: null, session: `rows/${j.row.key}/session` },
     eta: null, seed: null, alignment: null, preservation: null, baselines: [], evaluator: null, resumedFrom: null,
     worker: 'queue', device: '', startedAt: now, finishedAt: now, seconds: 0,

@@ -8,7 +8,7 @@ import { readImage } from '../../io/image.js';
 import { resolveClipSource } from '../../pipelines/imagic/index.js';
 import { checkEdit, isShapesModel, readAttributes, type ShapeAttributes } from '../../shapes/index.js';
 import { compare } from '../compare.js';
-import { edit } from '../edit.js';
+import { defaultPreset, edit } from '../edit.js';
 import type { MetricsReport } from '../metrics.js';
 import type { RowJob } from './job.js';
 
@@ -20,6 +20,8 @@ export interface RowResult {
   error: string | null;
   image: string;
   target: string;
+  /** What the row ran with: the batch's settings with the row's own preset (the model's default preset when neither gives one). */
+  settings: { model: string; preset: string; stepsA: number | null; stepsB: number | null; steps: number | null; guidance: number | null; baselines: boolean; strength: number | null };
   /** Paths relative to the out dir. */
   files: { input: string | null; output: string | null; sdedit: string | null; ddim: string | null; sheet: string | null; session: string };
   eta: number | null;
@@ -37,6 +39,8 @@ export interface RowResult {
   startedAt: string;
   finishedAt: string;
   seconds: number;
+  /** When the submitting command received it (its clock; with --queue, after the trip through Redis). */
+  receivedAt?: string;
 }
 
 export interface RowEnv {
@@ -64,6 +68,10 @@ export async function runRow(job: RowJob, env: RowEnv): Promise<RowResult> {
   const session = path.join(dir, 'session');
   const base: RowResult = {
     version: 1, key: row.key, index: row.index, status: 'ok', error: null, image: row.imageName, target: row.target,
+    settings: {
+      model: s.model, preset: row.preset ?? s.preset ?? defaultPreset(s.model), stepsA: s.stepsA ?? null, stepsB: s.stepsB ?? null, steps: s.steps ?? null,
+      guidance: s.guidance ?? null, baselines: s.baselines, strength: s.baselines ? s.strength : null,
+    },
     files: { input: null, output: null, sdedit: null, ddim: null, sheet: null, session: path.relative(outDir, session) },
     eta: row.eta ?? null, seed: row.seed ?? null, alignment: null, preservation: null, baselines: [], evaluator: null, resumedFrom: null,
     worker: `${os.hostname()}:${process.pid}`, device: env.device, startedAt: new Date(t0).toISOString(), finishedAt: '', seconds: 0,
