@@ -45,6 +45,8 @@ export interface EditArgs extends ModelArgs, RenderArgs {
   gradientCheckpointing?: boolean;
   session?: string;
   restart?: boolean;
+  /** Each training step as it completes (besides the progress bars). */
+  onStep?: (stage: 'A' | 'B', step: number, total: number, loss: number) => void;
 }
 
 /** Renders the plan's etas x seeds from trained embeddings; writes the images and, for a sweep, the labelled sheet. With a scorer, scores each image. */
@@ -126,7 +128,7 @@ export function checkTargetText(model: string, text: string, log: (m: string) =>
 }
 
 /** runEdit with a progress bar per stage (step, loss, time left), stopping when `stopped()` says so. */
-export async function trainWithProgress(sd: StableDiffusion, dir: string, inputs: EditInputs, settings: ImagicSettings, a: { quiet?: boolean; restart?: boolean }, stopped: () => boolean, log: (m: string) => void): Promise<EditResult> {
+export async function trainWithProgress(sd: StableDiffusion, dir: string, inputs: EditInputs, settings: ImagicSettings, a: { quiet?: boolean; restart?: boolean; onStep?: EditArgs['onStep'] }, stopped: () => boolean, log: (m: string) => void): Promise<EditResult> {
   let bar: StepProgress | null = null;
   try {
     return await runEdit(sd, dir, inputs, settings, {
@@ -137,7 +139,10 @@ export async function trainWithProgress(sd: StableDiffusion, dir: string, inputs
         bar = stepProgress(`stage ${stage}`, total, a.quiet);
         if (startAt > 0) bar.update(startAt);
       },
-      onStep: (_stage, step, _total, loss) => bar?.update(step, { loss: loss.toFixed(4) }),
+      onStep: (stage, step, total, loss) => {
+        bar?.update(step, { loss: loss.toFixed(4) });
+        a.onStep?.(stage, step, total, loss);
+      },
     }, { restart: a.restart });
   } finally {
     (bar as StepProgress | null)?.stop();

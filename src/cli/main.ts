@@ -205,6 +205,7 @@ program
   .option('--max-upload-mb <n>', 'the largest upload accepted, in MiB', num('max-upload-mb', { positive: true }), 20)
   .option('--threads <n>', 'CPU threads for libtorch in each worker', int('threads', 1))
   .option('--offline', 'never use the network: models must be folders or already in the Hugging Face cache')
+  .option('--queue <redis-url>', 'hand trainings to the Redis queue of imagic batch for `imagic worker` processes (same job format); they must see --data at the same path')
   .option('-q, --quiet', 'print only the URL')
   .action(async (o) => {
     await serveCommand({ ...o, model: resolveModel(o.model) });

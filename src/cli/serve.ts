@@ -18,6 +18,7 @@ export interface ServeArgs {
   offline?: boolean;
   token?: string;
   maxUploadMb: number;
+  queue?: string;
   quiet?: boolean;
 }
 
@@ -35,10 +36,11 @@ export async function serveCommand(a: ServeArgs): Promise<void> {
   };
   const s = await startServer({
     host: a.host, port: a.port, dataDir, defaultModel: a.model, device: a.device, threads: a.threads, offline: a.offline,
-    token: a.token ?? process.env.IMAGIC_TOKEN, maxUploadBytes: Math.round(a.maxUploadMb * 2 ** 20), webDir: path.join(root, 'dist', 'web'), version, log,
+    token: a.token ?? process.env.IMAGIC_TOKEN, maxUploadBytes: Math.round(a.maxUploadMb * 2 ** 20), webDir: path.join(root, 'dist', 'web'), version, log, queue: a.queue,
   });
   process.stdout.write(`imagic ${version} serving on ${s.url}\n`);
   if (s.token) process.stdout.write(`open (with the access token):\n    ${s.openUrl}\n`);
+  if (a.queue) log(`trainings go to the queue ${a.queue} for imagic worker processes (they need ${dataDir} at the same path)`);
   log(`sessions in ${dataDir}; model ${a.model} on ${a.device}${s.resumed.length ? `; resuming ${s.resumed.length} unfinished training${s.resumed.length > 1 ? 's' : ''}` : ''}`);
   log('Ctrl-C stops (a running training is saved and resumes at the next start)');
   await new Promise<void>((resolve) => {

@@ -30,6 +30,8 @@ export interface ServeOptions {
   requireToken?: boolean;
   maxUploadBytes: number;
   webDir: string;
+  /** Hand trainings to the Redis queue of `imagic worker`s (redis://...) instead of training here. */
+  queue?: string;
   version: string;
   log: (m: string) => void;
 }
@@ -60,7 +62,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const token = !loopback || o.requireToken ? o.token ?? randomBytes(24).toString('hex') : null;
   const store = new Store(o.dataDir, o.log);
   dropOldUploads(store.uploadsDir);
-  const jobs = new Jobs(store, { device: o.device, offline: o.offline, threads: o.threads, version: o.version, log: o.log });
+  const jobs = new Jobs(store, { device: o.device, offline: o.offline, threads: o.threads, version: o.version, log: o.log, queue: o.queue, root: store.root });
   jobs.summary = summary;
   const app = createApp({ store, jobs, examples: await renderExamples(), defaultModel: o.defaultModel, maxUploadBytes: o.maxUploadBytes, webDir: o.webDir, loopback, token });
   const server: ServerType = await new Promise<ServerType>((resolve, reject) => {

@@ -8,6 +8,7 @@ import { renderFile, sessionFiles, type RenderKey } from './paths.js';
 import type { ModelSpec, TrainResult } from './protocol.js';
 import type { SessionRecord, Store } from './store.js';
 import { WorkerProcess } from './workers.js';
+import { QueueTrainer, type QueueStep } from './queued.js';
 
 /** A request the session's state does not allow (the API answers 409). */
 export class ConflictError extends Error {
@@ -19,6 +20,10 @@ export class ConflictError extends Error {
 
 export interface JobsOptions {
   device: string;
+  /** Hand trainings to this Redis queue (imagic worker) instead of the local train worker. */
+  queue?: string;
+  /** The data folder (the queue's rows live under it). */
+  root?: string;
   offline?: boolean;
   threads?: number;
   version: string;
@@ -30,6 +35,7 @@ const SAVE_EVERY_MS = 2000;
 
 export class Jobs extends EventEmitter<{ event: [ServerEvent] }> {
   private readonly trainer: WorkerProcess;
+  private readonly queued: QueueTrainer | null;
   private readonly renderer: WorkerProcess;
   private readonly queue: string[] = [];
   private running: { id: string; jobId: number | null; cancel: boolean } | null = null;
@@ -47,6 +53,7 @@ export class Jobs extends EventEmitter<{ event: [ServerEvent] }> {
     super();
     this.trainer = new WorkerProcess('train', o.log);
     this.renderer = new WorkerProcess('render', o.log);
+    this.queued = o.queue ? new QueueTrainer(o.queue, o.root ?? store.root, o.log) : null;
   }
 
   /** After a restart: sessions that were queued or training go back in the queue and resume from disk. */
@@ -119,22 +126,26 @@ export class Jobs extends EventEmitter<{ event: [ServerEvent] }> {
   private async train(r: SessionRecord): Promise<void> {
     r.status = 'training';
     await this.save(r);
+    const progress = (m: QueueStep) => {
+      if (m.startAt !== undefined) {
+        r.status = m.stage === 'choose' ? 'choosing' : 'training';
+        r.progress = { stage: m.stage, step: m.startAt, total: m.total, stageStartedAt: Date.now(), stageStartStep: m.startAt };
+        // Losses after the last checkpoint are recomputed by the resumed stage.
+        if (m.stage !== 'choose') r.losses[m.stage] = r.losses[m.stage].slice(0, m.startAt);
+        void this.save(r);
+      }
+      if (m.stage === 'choose' && m.step === 0) return;
+      r.progress.step = m.step;
+      if (m.stage !== 'choose' && m.loss !== null) r.losses[m.stage][m.step - 1] = m.loss;
+      this.emit('event', { type: 'step', id: r.id, stage: m.stage, step: m.step, total: m.total, loss: m.loss });
+      if (Date.now() - this.lastSave > SAVE_EVERY_MS) void this.save(r, false);
+    };
     try {
-      const result = await this.trainer.run<TrainResult>(
+      const result = this.queued ? await this.queued.train(r, this.store.dir(r.id), progress) : await this.trainer.run<TrainResult>(
         { kind: 'train', dir: this.store.dir(r.id), text: r.text, settings: r.settings, auto: r.auto, model: this.modelSpec(r) },
         (m) => {
-          if (m.kind === 'stage') {
-            r.status = m.stage === 'choose' ? 'choosing' : 'training';
-            r.progress = { stage: m.stage, step: m.startAt, total: m.total, stageStartedAt: Date.now(), stageStartStep: m.startAt };
-            // Losses after the last checkpoint are recomputed by the resumed stage.
-            if (m.stage !== 'choose') r.losses[m.stage] = r.losses[m.stage].slice(0, m.startAt);
-            void this.save(r);
-          } else if (m.kind === 'step') {
-            r.progress.step = m.step;
-            if (m.stage !== 'choose' && m.loss !== null) r.losses[m.stage][m.step - 1] = m.loss;
-            this.emit('event', { type: 'step', id: r.id, stage: m.stage, step: m.step, total: m.total, loss: m.loss });
-            if (Date.now() - this.lastSave > SAVE_EVERY_MS) void this.save(r, false);
-          }
+          if (m.kind === 'stage') progress({ stage: m.stage, step: m.startAt, total: m.total, loss: null, startAt: m.startAt });
+          else if (m.kind === 'step') progress({ stage: m.stage, step: m.step, total: m.total, loss: m.loss });
         },
         (jobId) => {
           if (this.running?.id === r.id) this.running.jobId = jobId;
@@ -176,6 +187,14 @@ export class Jobs extends EventEmitter<{ event: [ServerEvent] }> {
       return;
     }
     if (this.running?.id !== id) throw new ConflictError(`session ${id} is ${r.status}: nothing to cancel`);
+    if (this.queued) {
+      this.running.cancel = true;
+      if (!(await this.queued.cancel(r))) {
+        this.running.cancel = false;
+        throw new ConflictError(`session ${id} is training on a queue worker (${this.queued.url}): it cannot be stopped from here`);
+      }
+      return;
+    }
     this.running.cancel = true;
     if (this.running.jobId !== null) this.trainer.cancel(this.running.jobId);
   }
@@ -278,6 +297,6 @@ export class Jobs extends EventEmitter<{ event: [ServerEvent] }> {
       this.trainer.cancel(this.running.jobId);
       await Promise.race([this.trainDone, new Promise((resolve) => setTimeout(resolve, graceMs).unref())]);
     }
-    await Promise.all([this.trainer.close(), this.renderer.close()]);
+    await Promise.all([this.trainer.close(), this.renderer.close(), this.queued?.close()]);
   }
 }

@@ -15,6 +15,8 @@ import { Queue } from 'bullmq';
 import { batch } from '../../src/cli/batch/index.js';
 import { QUEUE_NAME } from '../../src/cli/batch/queue.js';
 import { FAST, readJsonl, writeShape } from './batch-helpers.js';
+import type { SessionDetail } from '../../src/server/api.js';
+import { api, testServer, waitFor } from '../server/serve.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -126,6 +128,37 @@ describe('imagic batch --queue (Redis, BullMQ)', { skip: REDIS ? false : 'no red
     const r = await batch(csv, { ...FAST, output: path.join(dir, 'late'), queue: `redis://127.0.0.1:${port}` });
     assert.deepEqual([r.ok, r.failed], [1, 0]);
     await stop(w.p);
+  });
+
+  test('the web editor hands its training to the queue: a worker trains the session, the editor renders it', async () => {
+    const port = await freePort();
+    procs.push(await startRedis(port));
+    const w = startWorker(port);
+    procs.push(w.p);
+    const s = await testServer({ queue: `redis://127.0.0.1:${port}` });
+    try {
+      const created = await api<SessionDetail>(s.base, '/api/sessions', { json: { input: 'example:red-circle', text: 'a red square', settings: { stepsA: 5, stepsB: 5, steps: 10, auto: true } } });
+      assert.equal(created.status, 201);
+      const id = created.body.id;
+      const d = await waitFor(s.base, id, (x) => x.status === 'ready', 120_000);
+      assert.match(w.log(), new RegExp(`row 000-${id} \\(batch`), 'the worker trained it');
+      // Progress came through Redis: every loss of both stages.
+      assert.equal(d.losses.A.length, 5);
+      assert.equal(d.losses.B.length, 5);
+      assert.ok([...d.losses.A, ...d.losses.B].every((l) => Number.isFinite(l) && l > 0));
+      // The worker's automatic choice, its candidates in the editor's render cache.
+      assert.equal(d.candidates.length, d.settings.autoEtas.length * 5);
+      assert.ok(d.choice);
+      const chosen = await api<Buffer>(s.base, d.thumbnail);
+      assert.equal(chosen.headers.get('x-cache'), 'hit');
+      // A new eta: rendered by the editor from the session the worker wrote.
+      const other = await api<Buffer>(s.base, `/api/sessions/${id}/render?eta=0.55&seed=0&steps=10&guidance=7.5`);
+      assert.equal(other.status, 200);
+      assert.equal(other.headers.get('x-cache'), 'miss');
+    } finally {
+      await s.close();
+      await stop(w.p);
+    }
   });
 
   test('a malformed job payload is refused, not run, and not retried', async () => {

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { parse as parseHtml } from 'node-html-parser';
 import { batch } from '../../src/cli/batch/index.js';
 import { readBatchCsv } from '../../src/cli/batch/csv.js';
-import { checkRowJob } from '../../src/cli/batch/job.js';
+import { checkRowJob } from '../../src/queue/job.js';
 import type { RowResult } from '../../src/cli/batch/run-row.js';
 
 import { FAST, MODEL, readJsonl, writeShape } from './batch-helpers.js';

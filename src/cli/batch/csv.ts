@@ -5,22 +5,10 @@ import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { PRESETS, type PresetName } from '../../pipelines/imagic/index.js';
+import type { BatchRow } from '../../queue/job.js';
 
-export interface BatchRow {
-  /** 0-based position among the data rows. */
-  index: number;
-  /** Unique and file-name-safe: `003-cat-a-cat-wearing-a-hat`; the row's folder under <out>/rows/. */
-  key: string;
-  /** Absolute path of the input. */
-  image: string;
-  /** As the CSV names it. */
-  imageName: string;
-  target: string;
-  source?: string;
-  eta?: number;
-  seed?: number;
-  preset?: PresetName;
-}
+export type { BatchRow };
+
 
 const IMAGE_COLUMNS = ['image', 'img_name'];
 const TEXT_COLUMNS = ['target_text'];

@@ -10,7 +10,7 @@ import type { PresetName } from '../../pipelines/imagic/index.js';
 import { logger } from '../model.js';
 import { stepProgress } from '../progress.js';
 import { readBatchCsv, type BatchRow } from './csv.js';
-import { JOB_VERSION, type BatchSettings, type RowJob } from './job.js';
+import { JOB_VERSION, type BatchSettings, type RowJob } from '../../queue/job.js';
 import { runQueue } from './queue.js';
 import { writeReport } from './report.js';
 import { appendResult, batchFiles, batchId, claimOutDir, readResults, type BatchJson } from './results.js';

@@ -5,35 +5,11 @@
 // as job return values and are written once, by the submitting command.
 import { existsSync } from 'node:fs';
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
-import { checkRowJob, MalformedJobError, type RowJob } from './job.js';
+import { checkRowJob, MalformedJobError, type RowJob } from '../../queue/job.js';
+import { DEFAULT_LOCK_MS, QUEUE_NAME, redisConnection, type QueueProgress } from '../../queue/redis.js';
+
+export { DEFAULT_LOCK_MS, QUEUE_NAME };
 import { runRow, type RowEnv, type RowResult } from './run-row.js';
-
-export const QUEUE_NAME = 'imagic-rows';
-/** A killed worker's row goes back to the queue this long after its last lock renewal. */
-export const DEFAULT_LOCK_MS = 30_000;
-
-/** The connection options for a redis:// URL: retries forever with backoff, saying so. */
-export function redisConnection(url: string, log: (m: string) => void) {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new Error(`--queue ${url} is not a URL (redis://host:port)`);
-  }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error(`--queue ${url}: not a redis:// URL`);
-  // A client opens several connections: each attempt number is said once.
-  let said = 0;
-  return {
-    url,
-    maxRetriesPerRequest: null,
-    retryStrategy: (times: number) => {
-      const ms = Math.min(500 * 2 ** Math.min(times - 1, 5), 10_000);
-      if (times > said) log(`cannot reach Redis at ${url}; retrying in ${(ms / 1000).toFixed(1)} s (attempt ${times})`);
-      said = Math.max(said, times);
-      return ms;
-    },
-  };
-}
 
 export const jobId = (j: RowJob) => `${j.batchId}.${j.row.key}`;
 
@@ -106,7 +82,18 @@ export function startWorker(url: string, o: WorkerOptions): { worker: Worker; cl
       throw new UnrecoverableError(`the out dir ${spec.outDir} is not reachable from this worker: every worker needs the batch's out dir at the same path (a shared folder)`);
     }
     o.log(`row ${spec.row.key} (batch ${spec.batchId}, attempt ${job.attemptsMade + 1})`);
-    const r = await runRow(spec, o);
+    // Training progress for whoever follows the job (the web editor): the losses since the last update,
+    // at most 4 updates a second, and at every stage's end.
+    let last = 0;
+    let losses: number[] = [];
+    const r = await runRow(spec, o, (stage, step, total, loss) => {
+      losses.push(loss);
+      if (Date.now() - last < 250 && step < total) return;
+      last = Date.now();
+      const p: QueueProgress = { stage, step, total, losses };
+      losses = [];
+      void job.updateProgress(p as unknown as object).catch(() => {});
+    });
     o.log(`row ${spec.row.key}: ${r.status}${r.error ? ` (${r.error.split('\n')[0]})` : ''} in ${r.seconds} s`);
     return r;
   };

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BatchRow } from './csv.js';
-import type { BatchSettings } from './job.js';
+import type { BatchSettings } from '../../queue/job.js';
 import type { RowResult } from './run-row.js';
 
 export interface BatchJson {

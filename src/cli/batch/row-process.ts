@@ -1,6 +1,6 @@
 // A child process of `imagic batch --jobs N`: runs the rows it is sent, one at a time, and answers each
 // with its result (the parent alone writes results.jsonl).
-import type { RowJob } from './job.js';
+import type { RowJob } from '../../queue/job.js';
 import { runRow, type RowEnv } from './run-row.js';
 
 if (!process.send) {

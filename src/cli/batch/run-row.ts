@@ -5,12 +5,12 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readImage } from '../../io/image.js';
-import { resolveClipSource } from '../../pipelines/imagic/index.js';
+import { PRESETS, resolveClipSource } from '../../pipelines/imagic/index.js';
 import { checkEdit, isShapesModel, readAttributes, type ShapeAttributes } from '../../shapes/index.js';
 import { compare } from '../compare.js';
 import { defaultPreset, edit } from '../edit.js';
 import type { MetricsReport } from '../metrics.js';
-import type { RowJob } from './job.js';
+import type { RowJob } from '../../queue/job.js';
 
 export interface RowResult {
   version: 1;
@@ -60,12 +60,14 @@ function hasClip(model: string): boolean {
   }
 }
 
-export async function runRow(job: RowJob, env: RowEnv): Promise<RowResult> {
+export type RowStep = (stage: 'A' | 'B', step: number, total: number, loss: number) => void;
+
+export async function runRow(job: RowJob, env: RowEnv, onStep?: RowStep): Promise<RowResult> {
   const t0 = Date.now();
   const { row, settings: s, outDir } = job;
   const dir = rowDir(outDir, row.key);
   const rel = (f: string | null) => (f && existsSync(f) ? path.relative(outDir, f) : null);
-  const session = path.join(dir, 'session');
+  const session = job.session ?? path.join(dir, 'session');
   const base: RowResult = {
     version: 1, key: row.key, index: row.index, status: 'ok', error: null, image: row.imageName, target: row.target,
     settings: {
@@ -84,10 +86,13 @@ export async function runRow(job: RowJob, env: RowEnv): Promise<RowResult> {
       base.resumedFrom = { stageA: p.stageA, stageB: p.stageB };
     }
     const metrics = hasClip(s.model);
+    const auto = metrics && (s.auto ?? true);
     const args = {
       model: s.model, dtype: 'float32' as const, device: env.device, threads: env.threads, offline: env.offline, quiet: true, force: true, session,
-      preset: row.preset ?? s.preset, stepsA: s.stepsA, stepsB: s.stepsB, steps: s.steps, guidance: s.guidance, checkpointEvery: s.checkpointEvery,
-      etas: row.eta !== undefined ? [row.eta] : metrics ? ('auto' as const) : undefined,
+      preset: row.preset ?? s.preset, stepsA: s.stepsA, stepsB: s.stepsB, lrA: s.lrA, lrB: s.lrB, seed: s.trainSeed, steps: s.steps, guidance: s.guidance,
+      checkpointEvery: s.checkpointEvery, onStep,
+      // Without an eta: the automatic choice, else the preset's eta.
+      etas: row.eta !== undefined ? [row.eta] : auto ? ('auto' as const) : [PRESETS[row.preset ?? s.preset ?? defaultPreset(s.model)].eta],
       seeds: row.seed !== undefined ? [row.seed] : undefined, metrics,
     };
     let report: MetricsReport | null;

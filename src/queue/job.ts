@@ -1,7 +1,24 @@
-// One row of a batch as a job: what `imagic batch` runs itself or puts on the Redis queue, and what
-// `imagic worker` takes from it. A payload that is not one is refused before anything runs.
-import { PRESETS, type PresetName } from '../../pipelines/imagic/index.js';
-import type { BatchRow } from './csv.js';
+// An Imagic edit as a job: what `imagic batch` runs itself or puts on the Redis queue, what the web
+// editor hands to the queue (`imagic serve --queue`), and what `imagic worker` takes from it. A payload
+// that is not one is refused before anything runs.
+import { PRESETS, type PresetName } from '../pipelines/imagic/index.js';
+
+/** One row of a batch file (src/cli/batch/csv.ts), or one edit of the web editor. */
+export interface BatchRow {
+  /** 0-based position among the data rows. */
+  index: number;
+  /** Unique and file-name-safe: `003-cat-a-cat-wearing-a-hat`; the row's folder under <out>/rows/. */
+  key: string;
+  /** Absolute path of the input. */
+  image: string;
+  /** As the CSV names it. */
+  imageName: string;
+  target: string;
+  source?: string;
+  eta?: number;
+  seed?: number;
+  preset?: PresetName;
+}
 
 export const JOB_VERSION = 1;
 
@@ -11,12 +28,18 @@ export interface BatchSettings {
   preset?: PresetName;
   stepsA?: number;
   stepsB?: number;
+  lrA?: number;
+  lrB?: number;
+  /** The training seed (stages A and B). */
+  trainSeed?: number;
   steps?: number;
   guidance?: number;
   checkpointEvery?: number;
   /** Also run SDEdit and DDIM inversion (imagic compare). */
   baselines: boolean;
   strength: number;
+  /** Choose eta and seed automatically for rows without an eta (default: when the model has a CLIP). */
+  auto?: boolean;
 }
 
 export interface RowJob {
@@ -26,6 +49,8 @@ export interface RowJob {
   outDir: string;
   row: BatchRow;
   settings: BatchSettings;
+  /** The session folder, when not <outDir>/rows/<key>/session (the web editor's own sessions). */
+  session?: string;
 }
 
 export class MalformedJobError extends Error {
@@ -52,6 +77,8 @@ export function checkRowJob(x: unknown): RowJob {
   if (!Number.isInteger(r.index) || !optNum(r.eta) || !optNum(r.seed)) throw new MalformedJobError('row.index, row.eta or row.seed');
   if (r.preset !== undefined && !(typeof r.preset === 'string' && r.preset in PRESETS)) throw new MalformedJobError('row.preset');
   if (!isObj(s) || typeof s.model !== 'string' || typeof s.baselines !== 'boolean' || typeof s.strength !== 'number') throw new MalformedJobError('settings');
-  for (const k of ['stepsA', 'stepsB', 'steps', 'guidance', 'checkpointEvery']) if (!optNum(s[k])) throw new MalformedJobError(`settings.${k}`);
+  for (const k of ['stepsA', 'stepsB', 'lrA', 'lrB', 'trainSeed', 'steps', 'guidance', 'checkpointEvery']) if (!optNum(s[k])) throw new MalformedJobError(`settings.${k}`);
+  if (s.auto !== undefined && typeof s.auto !== 'boolean') throw new MalformedJobError('settings.auto');
+  if (x.session !== undefined && !(typeof x.session === 'string' && x.session.startsWith('/'))) throw new MalformedJobError('session must be an absolute path');
   return x as unknown as RowJob;
 }
