@@ -5,7 +5,7 @@
 // gallery; and the page's messages for bad input (a non-image, a missing model, a cancelled job).
 // Skipped, saying why, where no Chromium could be found or installed (npm test's setup tries apt-get).
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -46,6 +46,9 @@ describe('imagic serve page (headless Chromium)', { skip }, () => {
   after(async () => {
     await browser?.close();
     await server?.close();
+    // IMAGIC_KEEP_SCREENSHOTS=1 keeps them for a look.
+    if (!process.env.IMAGIC_KEEP_SCREENSHOTS) rmSync(shots, { recursive: true, force: true });
+    else process.stderr.write(`screenshots in ${shots}\n`);
   });
 
   test('upload, train with progress, move the slider, compare, gallery', async () => {
@@ -60,6 +63,10 @@ describe('imagic serve page (headless Chromium)', { skip }, () => {
     await page.waitForFunction(() => /64\s*[x×]\s*64/i.test(document.querySelector('#upload-status')?.textContent ?? ''), { timeout: 10_000 });
     await page.type('#target-text', 'a red square');
     await fastSettings(page);
+    // A second tab, open before the edit starts: it sees the session appear and finish, live.
+    const other = await openPage(browser, server.url);
+    await other.page.waitForSelector('#gallery-list');
+    await page.bringToFront(); // a background tab's animation frames (waitForFunction's polling) stop
     await page.click('#start');
 
     // Training: the progress card, then the result.
@@ -68,6 +75,9 @@ describe('imagic serve page (headless Chromium)', { skip }, () => {
     assert.match(id ?? '', /^[0-9a-f]{12}$/);
     await page.waitForFunction(() => (document.querySelector('#result-img') as HTMLImageElement | null)?.dataset.eta !== undefined, { timeout: 120_000 });
     assert.match(await text(page, '#status'), /ready/i);
+    await other.page.waitForFunction((sid) => /ready/i.test(document.querySelector(`#gallery li[data-session="${sid}"] .badge`)?.textContent ?? ''), { timeout: 30_000, polling: 200 }, id);
+    assert.deepEqual(other.errors, []);
+    await other.page.close();
     const losses = await server.store.get(id!)!.losses;
     assert.equal(losses.B.length, 5);
     await page.screenshot({ path: path.join(shots, 'ready.png'), fullPage: true });
