@@ -16,9 +16,9 @@ import { isShapesModel } from '../shapes/domain.js';
 import type { ApiError, EditSettings, NewSession, Options, ServerEvent, Upload } from './api.js';
 import type { ExampleImage } from './examples.js';
 import { ConflictError, type Jobs } from './jobs.js';
-import { sessionFiles } from './paths.js';
+import { ID_PATTERN, sessionFiles } from './paths.js';
 import { guard } from './security.js';
-import { Store, type SessionRecord } from './store.js';
+import { RECORD_VERSION, Store, type SessionRecord } from './store.js';
 import { compareState, detail, namedFile, summary } from './views.js';
 
 /** A request error with its HTTP status. */
@@ -221,7 +221,7 @@ export function createApp(o: AppOptions): Hono {
       example = o.examples.get(input.slice(8));
       if (!example) throw new HttpError(404, `no example ${JSON.stringify(input.slice(8))}`);
     } else {
-      if (!/^[0-9a-f]{12}$/.test(input)) throw new HttpError(400, 'input must be an upload id (POST /api/uploads) or example:<name>');
+      if (!ID_PATTERN.test(input)) throw new HttpError(400, 'input must be an upload id (POST /api/uploads) or example:<name>');
       upload = store.uploadFile(input);
       if (!existsSync(upload)) throw new HttpError(404, `no upload ${input} (uploads are used once; upload the image again)`);
     }
@@ -233,7 +233,7 @@ export function createApp(o: AppOptions): Hono {
     else await rename(upload!, f.upload).catch(() => copyFile(upload!, f.upload));
     const now = new Date().toISOString();
     const r: SessionRecord = {
-      version: 1, id, revision: 0, text, model, preset, settings, auto, status: 'queued', error: null, created: now, updated: now,
+      version: RECORD_VERSION, id, revision: 0, text, model, preset, settings, auto, status: 'queued', error: null, created: now, updated: now,
       progress: { stage: null, step: 0, total: 0, stageStartedAt: null, stageStartStep: 0 }, losses: { A: [], B: [] },
       choice: null, candidates: [], inputAlignment: null, threshold: null, clip: null, compare: { status: 'none', error: null, strength: null, seed: null },
     };

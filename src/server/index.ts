@@ -10,7 +10,6 @@ import { renderExamples } from './examples.js';
 import { Jobs } from './jobs.js';
 import { isLoopback } from './security.js';
 import { Store } from './store.js';
-import { summary } from './views.js';
 
 export * from './api.js';
 export { sniffImage } from './app.js';
@@ -63,7 +62,6 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const store = new Store(o.dataDir, o.log);
   dropOldUploads(store.uploadsDir);
   const jobs = new Jobs(store, { device: o.device, offline: o.offline, threads: o.threads, version: o.version, log: o.log, queue: o.queue, root: store.root });
-  jobs.summary = summary;
   const app = createApp({ store, jobs, examples: await renderExamples(), defaultModel: o.defaultModel, maxUploadBytes: o.maxUploadBytes, webDir: o.webDir, loopback, token });
   const server: ServerType = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: o.host, port: o.port }, () => resolve(s));

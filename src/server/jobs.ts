@@ -7,6 +7,7 @@ import type { ServerEvent, Status } from './api.js';
 import { renderFile, sessionFiles, type RenderKey } from './paths.js';
 import type { ModelSpec, TrainResult } from './protocol.js';
 import type { SessionRecord, Store } from './store.js';
+import { summary } from './views.js';
 import { WorkerProcess } from './workers.js';
 import { QueueTrainer, type QueueStep } from './queued.js';
 
@@ -80,13 +81,8 @@ export class Jobs extends EventEmitter<{ event: [ServerEvent] }> {
   }
 
   private emitSession(r: SessionRecord): void {
-    this.emit('event', { type: 'session', session: this.summary(r) });
+    this.emit('event', { type: 'session', session: summary(r) });
   }
-
-  /** Set by the app: turns a record into what the API sends. */
-  summary: (r: SessionRecord) => import('./api.js').SessionSummary = () => {
-    throw new Error('Jobs.summary is not set');
-  };
 
   private async save(r: SessionRecord, announce = true): Promise<void> {
     this.lastSave = Date.now();
