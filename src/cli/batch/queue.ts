@@ -9,22 +9,13 @@ import { checkRowJob, MalformedJobError, type RowJob } from '../../queue/job.js'
 import { DEFAULT_LOCK_MS, QUEUE_NAME, redisConnection, type QueueProgress } from '../../queue/redis.js';
 
 export { DEFAULT_LOCK_MS, QUEUE_NAME };
-import { runRow, type RowEnv, type RowResult } from './run-row.js';
+import { rowResult, runRow, type RowEnv, type RowResult } from './run-row.js';
 
 export const jobId = (j: RowJob) => `${j.batchId}.${j.row.key}`;
 
+/** A row the queue gave up on (its attempts spent, or refused): its result, with the reason. */
 function failedResult(j: RowJob, why: string): RowResult {
-  const now = new Date().toISOString();
-  return {
-    version: 1, key: j.row.key, index: j.row.index, status: 'failed', error: why, image: j.row.imageName, target: j.row.target,
-    settings: {
-      model: j.settings.model, preset: j.row.preset ?? j.settings.preset ?? '', stepsA: j.settings.stepsA ?? null, stepsB: j.settings.stepsB ?? null,
-      steps: j.settings.steps ?? null, guidance: j.settings.guidance ?? null, baselines: j.settings.baselines, strength: j.settings.baselines ? j.settings.strength : null,
-    },
-    files: { input: null, output: null, sdedit: null, ddim: null, sheet: null, session: `rows/${j.row.key}/session` },
-    eta: null, seed: null, alignment: null, preservation: null, baselines: [], evaluator: null, resumedFrom: null,
-    worker: 'queue', device: '', startedAt: now, finishedAt: now, seconds: 0,
-  };
+  return { ...rowResult(j, 'queue', ''), status: 'failed', error: why };
 }
 
 /** Puts the rows on the queue (a row already there is not added twice) and calls onResult once per row as they finish. */

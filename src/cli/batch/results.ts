@@ -1,7 +1,7 @@
 // A batch's out dir: batch.json says which batch it belongs to (so that another batch is not mixed in),
 // results.jsonl holds one line per finished row (the rerun skips those), written by one process only.
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BatchRow } from './csv.js';
 import type { BatchSettings } from '../../queue/job.js';
@@ -71,7 +71,17 @@ export function readResults(outDir: string): Map<string, RowResult> {
 
 export function appendResult(outDir: string, r: RowResult): void {
   const file = batchFiles(outDir).results;
-  // After a torn last line (a killed writer), start on a line of its own.
-  const torn = existsSync(file) && !readFileSync(file, 'utf8').endsWith('\n') && readFileSync(file, 'utf8').length > 0;
+  // After a torn last line (a killed writer), start on a line of its own: only the last byte tells.
+  let torn = false;
+  if (existsSync(file)) {
+    const size = statSync(file).size;
+    if (size > 0) {
+      const fd = openSync(file, 'r');
+      const last = Buffer.alloc(1);
+      readSync(fd, last, 0, 1, size - 1);
+      closeSync(fd);
+      torn = last[0] !== 0x0a;
+    }
+  }
   appendFileSync(file, `${torn ? '\n' : ''}${JSON.stringify(r)}\n`);
 }

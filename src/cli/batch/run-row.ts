@@ -62,22 +62,32 @@ function hasClip(model: string): boolean {
 
 export type RowStep = (stage: 'A' | 'B', step: number, total: number, loss: number) => void;
 
-export async function runRow(job: RowJob, env: RowEnv, onStep?: RowStep): Promise<RowResult> {
-  const t0 = Date.now();
+/** The session folder of a row: the job's own, else <out>/rows/<key>/session. */
+export const rowSession = (job: RowJob) => job.session ?? path.join(rowDir(job.outDir, job.row.key), 'session');
+
+/** A row's result before anything ran: what the row asked for, no files, no scores; started now. */
+export function rowResult(job: RowJob, worker: string, device: string): RowResult {
   const { row, settings: s, outDir } = job;
-  const dir = rowDir(outDir, row.key);
-  const rel = (f: string | null) => (f && existsSync(f) ? path.relative(outDir, f) : null);
-  const session = job.session ?? path.join(dir, 'session');
-  const base: RowResult = {
+  const now = new Date().toISOString();
+  return {
     version: 1, key: row.key, index: row.index, status: 'ok', error: null, image: row.imageName, target: row.target,
     settings: {
       model: s.model, preset: row.preset ?? s.preset ?? defaultPreset(s.model), stepsA: s.stepsA ?? null, stepsB: s.stepsB ?? null, steps: s.steps ?? null,
       guidance: s.guidance ?? null, baselines: s.baselines, strength: s.baselines ? s.strength : null,
     },
-    files: { input: null, output: null, sdedit: null, ddim: null, sheet: null, session: path.relative(outDir, session) },
+    files: { input: null, output: null, sdedit: null, ddim: null, sheet: null, session: path.relative(outDir, rowSession(job)) },
     eta: row.eta ?? null, seed: row.seed ?? null, alignment: null, preservation: null, baselines: [], evaluator: null, resumedFrom: null,
-    worker: `${os.hostname()}:${process.pid}`, device: env.device, startedAt: new Date(t0).toISOString(), finishedAt: '', seconds: 0,
+    worker, device, startedAt: now, finishedAt: now, seconds: 0,
   };
+}
+
+export async function runRow(job: RowJob, env: RowEnv, onStep?: RowStep): Promise<RowResult> {
+  const t0 = Date.now();
+  const { row, settings: s, outDir } = job;
+  const dir = rowDir(outDir, row.key);
+  const rel = (f: string | null) => (f && existsSync(f) ? path.relative(outDir, f) : null);
+  const session = rowSession(job);
+  const base = rowResult(job, `${os.hostname()}:${process.pid}`, env.device);
   const finish = (r: RowResult): RowResult => ({ ...r, finishedAt: new Date().toISOString(), seconds: Math.round((Date.now() - t0) / 100) / 10 });
   try {
     mkdirSync(dir, { recursive: true });
