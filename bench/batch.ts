@@ -4,9 +4,7 @@
 // wait between two rows, and a result's trip back to the submitter) against a row's time; and the
 // time lost when a worker is killed (SIGKILL) in the middle of a row.
 // Usage: node dist/bench/batch.js [--json bench/results/batch.json] [--steps-a 100 --steps-b 75] [--lock-ms 5000]
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -15,18 +13,17 @@ import sharp from 'sharp';
 import { batch, type BatchArgs } from '../src/cli/batch/index.js';
 import type { RowResult } from '../src/cli/batch/run-row.js';
 import { editBenchmarkCases } from '../src/shapes/edit-benchmark.js';
+import { freePort, REDIS, startRedis, startWorker } from '../tests/cli/redis.js';
 import { renderShape } from '../src/shapes/index.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = path.join(root, 'dist', 'src', 'cli', 'main.js');
 const { values: a } = parseArgs({ options: {
   json: { type: 'string', default: path.join(root, 'bench', 'results', 'batch.json') },
   'steps-a': { type: 'string', default: '100' }, 'steps-b': { type: 'string', default: '75' },
   'lock-ms': { type: 'string', default: '5000' },
   modes: { type: 'string', default: 'local,queue,killed' },
 } });
-const redis = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find(existsSync);
-if (!redis) throw new Error('no redis-server (apt-get install redis-server)');
+if (!REDIS) throw new Error('no redis-server (apt-get install redis-server, or set REDIS_SERVER)');
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'imagic-bench-batch-'));
 const cases = editBenchmarkCases(4, 7);
@@ -42,23 +39,6 @@ const base: Omit<BatchArgs, 'output'> = {
   model: path.join(root, 'models', 'shapes-64'), stepsA: Number(a['steps-a']), stepsB: Number(a['steps-b']), checkpointEvery: 25, strength: 0.6, jobs: 1, device: 'cpu', quiet: true,
 };
 
-const freePort = () => new Promise<number>((resolve) => {
-  const s = net.createServer().listen(0, '127.0.0.1', () => {
-    const p = (s.address() as net.AddressInfo).port;
-    s.close(() => resolve(p));
-  });
-});
-async function startRedis(port: number): Promise<ChildProcess> {
-  const p = spawn(redis!, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], { stdio: ['ignore', 'pipe', 'ignore'] });
-  await new Promise<void>((resolve) => p.stdout!.on('data', (b: Buffer) => b.toString().includes('Ready to accept') && resolve()));
-  return p;
-}
-const worker = (port: number) => {
-  const p = spawn(process.execPath, [CLI, 'worker', '--queue', `redis://127.0.0.1:${port}`, '--threads', '1', '--lock-ms', a['lock-ms']!], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  p.stderr!.on('data', (b: Buffer) => (log += b.toString()));
-  return { p, log: () => log };
-};
 const results = (out: string) => readFileSync(path.join(out, 'results.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as RowResult);
 const t = (s: string) => Date.parse(s);
 const mean = (xs: number[]) => xs.reduce((p, c) => p + c, 0) / Math.max(1, xs.length);
@@ -94,7 +74,7 @@ if (modes.includes('local')) {
 for (const mode of ['queue', 'killed'].filter((m) => modes.includes(m))) {
   const port = await freePort();
   const r = await startRedis(port);
-  const w = [worker(port), worker(port)];
+  const w = [startWorker(port, Number(a['lock-ms'])), startWorker(port, Number(a['lock-ms']))];
   const o = path.join(dir, mode);
   const t0 = Date.now();
   const done = batch(csv, { ...base, output: o, queue: `redis://127.0.0.1:${port}` });

@@ -4,57 +4,18 @@
 // worker started while Redis is down says so, retries, and works once Redis is up; a malformed job
 // payload is refused without running. Skipped, saying why, where no redis-server could be had.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { Queue } from 'bullmq';
 import { batch } from '../../src/cli/batch/index.js';
 import { QUEUE_NAME } from '../../src/cli/batch/queue.js';
 import { FAST, readJsonl, writeShape } from './batch-helpers.js';
+import { freePort, REDIS, startRedis, startWorker, stop } from './redis.js';
 import type { SessionDetail } from '../../src/server/api.js';
 import { api, testServer, waitFor } from '../server/serve.js';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
-const REDIS = [process.env.REDIS_SERVER, '/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => p && existsSync(p));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function startRedis(port: number): Promise<ChildProcess> {
-  const p = spawn(REDIS!, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    p.stdout!.on('data', (b: Buffer) => {
-      out += b.toString();
-      if (out.includes('Ready to accept connections')) resolve();
-    });
-    p.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out}`)));
-  });
-  return p;
-}
-
-interface Worker {
-  p: ChildProcess;
-  log: () => string;
-}
-
-function startWorker(port: number): Worker {
-  const p = spawn(process.execPath, [CLI, 'worker', '--queue', `redis://127.0.0.1:${port}`, '--threads', '1', '--lock-ms', '2000'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  p.stderr!.on('data', (b: Buffer) => (log += b.toString()));
-  return { p, log: () => log };
-}
 
 async function until(what: string, f: () => boolean, timeoutMs = 60_000): Promise<void> {
   const t0 = Date.now();
@@ -63,12 +24,6 @@ async function until(what: string, f: () => boolean, timeoutMs = 60_000): Promis
     await new Promise((r) => setTimeout(r, 100));
   }
 }
-
-const stop = (p: ChildProcess) => new Promise<void>((resolve) => {
-  if (p.exitCode !== null || p.signalCode !== null) return resolve();
-  p.once('exit', () => resolve());
-  p.kill('SIGKILL');
-});
 
 describe('imagic batch --queue (Redis, BullMQ)', { skip: REDIS ? false : 'no redis-server (apt-get install redis-server, or set REDIS_SERVER)' }, () => {
   let dir: string;
