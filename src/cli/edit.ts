@@ -5,7 +5,7 @@ import { dispose, type Tensor } from '../engine/index.js';
 import { imageToTensor, prepareImage, readImage, tensorToImage, writePng, type RgbImage } from '../io/image.js';
 import { contactSheet } from '../io/sheet.js';
 import { disposeStableDiffusion, type StableDiffusion } from '../pipelines/index.js';
-import { AUTO_ETAS, DEFAULT_PRESERVATION, EditSession, INVERTED_SEED, etaWarning, openForRender, renderGrid, resolveSettings, runEdit, type Candidate, type CandidateScorer, type PreservationMetric, type EditInputs, type EditResult, type Embeddings, type ImagicSettings, type PresetName } from '../pipelines/imagic/index.js';
+import { AUTO_ETAS, DEFAULT_PRESERVATION, EditSession, defaultPreset, INVERTED_SEED, etaWarning, openForRender, renderGrid, resolveSettings, runEdit, type Candidate, type CandidateScorer, type PreservationMetric, type EditInputs, type EditResult, type Embeddings, type ImagicSettings, type PresetName } from '../pipelines/imagic/index.js';
 import { interruptFlag } from './options.js';
 import { checkPlan, finishReport, gridKey, metricsReport, planRender, renderAuto, saveSessionInput, loadSessionInput, scoreImage, type EtaSpec, type RenderPlan, type ReportContext } from './auto.js';
 import { formatEta, loadCandidateScorer, seedText, type ClipSource, type MetricsReport } from './metrics.js';
@@ -117,10 +117,6 @@ export async function loadInput(file: string, sd: StableDiffusion, log: (m: stri
   return imageToTensor(prepared);
 }
 
-/** The preset when none is given: 'shapes' for the embedded Shapes-64 model, else SD's 'default'. */
-export function defaultPreset(model: string): PresetName {
-  return isShapesModel(model) ? 'shapes' : 'default';
-}
 
 /** Warns about target text the Shapes-64 model cannot know (other models: nothing to check). */
 export function checkTargetText(model: string, text: string, log: (m: string) => void): void {

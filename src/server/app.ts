@@ -11,8 +11,7 @@ import { secureHeaders } from 'hono/secure-headers';
 import { streamSSE } from 'hono/streaming';
 import * as tar from 'tar';
 import { ImageError, readImage, writeFileAtomic, writePng } from '../io/image.js';
-import { PRESETS, resolveClipSource, resolveSettings, type PresetName } from '../pipelines/imagic/index.js';
-import { isShapesModel } from '../shapes/domain.js';
+import { PRESETS, defaultPreset, resolveClipSource, resolveSettings, type PresetName } from '../pipelines/imagic/index.js';
 import type { ApiError, EditSettings, NewSession, Options, ServerEvent, Upload } from './api.js';
 import type { ExampleImage } from './examples.js';
 import { ConflictError, type Jobs } from './jobs.js';
@@ -52,9 +51,6 @@ export function sniffImage(b: Uint8Array): 'png' | 'jpeg' | 'webp' | null {
   return null;
 }
 
-function defaultPreset(model: string): PresetName {
-  return isShapesModel(model) ? 'shapes' : 'default';
-}
 
 /** A model the server can try: a diffusers folder (with model_index.json) or a Hub repo id. */
 function checkModel(model: string): void {

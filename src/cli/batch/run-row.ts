@@ -5,10 +5,10 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readImage } from '../../io/image.js';
-import { PRESETS, resolveClipSource } from '../../pipelines/imagic/index.js';
+import { PRESETS, defaultPreset, resolveClipSource } from '../../pipelines/imagic/index.js';
 import { checkEdit, isShapesModel, readAttributes, type ShapeAttributes } from '../../shapes/index.js';
 import { compare } from '../compare.js';
-import { defaultPreset, edit } from '../edit.js';
+import { edit } from '../edit.js';
 import type { MetricsReport } from '../metrics.js';
 import type { RowJob } from '../../queue/job.js';
 

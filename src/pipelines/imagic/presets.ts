@@ -1,4 +1,6 @@
 // Imagic's settings and presets, each with where its numbers come from.
+import { isShapesModel } from '../../shapes/domain.js';
+
 export interface ImagicSettings {
   /** Stage A: text-embedding optimization steps and learning rate (Adam). */
   stepsA: number;
@@ -52,6 +54,11 @@ export const PRESETS: Record<PresetName, ImagicSettings> = {
 };
 
 /** A preset with overrides, every number checked. */
+/** The preset when none is given: 'shapes' for the embedded Shapes-64 model, else SD's 'default'. */
+export function defaultPreset(model: string): PresetName {
+  return isShapesModel(model) ? 'shapes' : 'default';
+}
+
 export function resolveSettings(preset: PresetName = 'default', overrides: Partial<ImagicSettings> = {}): ImagicSettings {
   const p = PRESETS[preset];
   if (p === undefined) throw new Error(`unknown preset '${preset}' (default, thorough, fast, shapes)`);
