@@ -32,6 +32,7 @@ const { values: a } = parseArgs({ options: {
   strengths: { type: 'string', default: '0.3,0.4,0.5,0.6,0.7,0.8' },
   gain: { type: 'string' },
   'steps-a': { type: 'string' }, 'lr-a': { type: 'string' }, 'steps-b': { type: 'string' }, 'lr-b': { type: 'string' },
+  train: { type: 'string' }, 'lora-rank': { type: 'string' }, 'lora-targets': { type: 'string' },
   json: { type: 'string' },
   plot: { type: 'string' },
   fresh: { type: 'boolean', default: false },
@@ -42,7 +43,10 @@ const { values: a } = parseArgs({ options: {
 if (a.threads) setNumThreads(Number(a.threads));
 const [shard, shards] = a.shard!.split('/').map(Number) as [number, number];
 const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
-const imagic = resolveSettings('shapes', { stepsA: num(a['steps-a']), lrA: num(a['lr-a']), stepsB: num(a['steps-b']), lrB: num(a['lr-b']) });
+const imagic = resolveSettings('shapes', {
+  stepsA: num(a['steps-a']), lrA: num(a['lr-a']), stepsB: num(a['steps-b']), lrB: num(a['lr-b']),
+  train: a.train as 'all' | 'attention' | 'lora' | undefined, loraRank: num(a['lora-rank']), loraTargets: a['lora-targets'] as 'attention' | undefined,
+});
 const list = (v: string) => v.split(',').map(Number);
 const settings: BenchmarkSettings = {
   imagic, etas: a.etas ? list(a.etas) : [...imagic.autoEtas], seeds: list(a.seeds!), rule: a.gain ? { gain: Number(a.gain) } : DEFAULT_AUTO_RULE,

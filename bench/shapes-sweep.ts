@@ -13,7 +13,7 @@ import { imageToTensor, tensorToImages } from '../src/io/image-tensor.js';
 import { saveSafetensors } from '../src/io/safetensors.js';
 import { loadStableDiffusion, encodePrompt } from '../src/pipelines/index.js';
 import { resolveSettings } from '../src/pipelines/imagic/presets.js';
-import { encodeImage, generatorNoise, invertedNoise, renderEtas, stageA, stageB } from '../src/pipelines/imagic/stages.js';
+import { encodeImage, fineTune, generatorNoise, invertedNoise, renderEtas, stageA } from '../src/pipelines/imagic/stages.js';
 import { editBenchmarkCases } from '../src/shapes/edit-benchmark.js';
 import { checkEdit, readAttributes } from '../src/shapes/evaluate.js';
 import { renderShape } from '../src/shapes/render.js';
@@ -28,7 +28,7 @@ const { values: a } = parseArgs({ options: {
   etas: { type: 'string', default: '0.4,0.6,0.7,0.8,0.9,1.0,1.1,1.2,1.4' },
   seeds: { type: 'string', default: '0,1,2,3' },
   'steps-a': { type: 'string' }, 'lr-a': { type: 'string' }, 'steps-b': { type: 'string' }, 'lr-b': { type: 'string' },
-  train: { type: 'string' }, guidance: { type: 'string' }, steps: { type: 'string' },
+  train: { type: 'string' }, 'lora-rank': { type: 'string' }, 'lora-targets': { type: 'string' }, guidance: { type: 'string' }, steps: { type: 'string' },
   shard: { type: 'string', default: '0/1' },
   threads: { type: 'string' },
 } });
@@ -36,7 +36,7 @@ if (a.threads) setNumThreads(Number(a.threads));
 const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
 const s = resolveSettings('shapes', {
   stepsA: num(a['steps-a']), lrA: num(a['lr-a']), stepsB: num(a['steps-b']), lrB: num(a['lr-b']),
-  train: a.train as 'all' | 'attention' | undefined, guidanceScale: num(a.guidance), steps: num(a.steps),
+  train: a.train as 'all' | 'attention' | 'lora' | undefined, loraRank: num(a['lora-rank']), loraTargets: a['lora-targets'] as 'attention' | undefined, guidanceScale: num(a.guidance), steps: num(a.steps),
 });
 const etas = a.etas!.split(',').map(Number), seeds = a.seeds!.split(',').map(Number);
 const [shard, shards] = a.shard!.split('/').map(Number) as [number, number];
@@ -56,7 +56,7 @@ for (const c of cases) {
   const eTgt = keep(encodePrompt(sd, [c.target])), eUncond = keep(encodePrompt(sd, ['']));
   const a0 = await stageA(sd, latent, eTgt, { steps: s.stepsA, lr: s.lrA, noise: generatorNoise(new Generator(s.seed), latent) });
   const tA = Date.now();
-  await stageB(sd, latent, a0.eOpt, { steps: s.stepsB, lr: s.lrB, train: s.train, noise: generatorNoise(new Generator(s.seed + 1), latent) });
+  await fineTune(sd, latent, a0.eOpt, s, { noise: generatorNoise(new Generator(s.seed + 1), latent) });
   const tB = Date.now();
   const ok: Record<string, [boolean, boolean]> = {};
   const all: Tensor[] = [];

@@ -26,7 +26,7 @@ export async function compare(imageFile: string, target: string, a: CompareArgs)
   if (!(a.strength >= 0 && a.strength <= 1)) throw new RangeError(`strength must be in [0, 1], got ${a.strength}`);
   const etas = a.etas ?? 'auto';
   const settings = resolveSettings(a.preset ?? defaultPreset(a.model), {
-    stepsA: a.stepsA, stepsB: a.stepsB, lrA: a.lrA, lrB: a.lrB, train: a.train, mixedPrecision: a.mixedPrecision, seed: a.seed,
+    stepsA: a.stepsA, stepsB: a.stepsB, lrA: a.lrA, lrB: a.lrB, train: a.train, loraRank: a.loraRank, loraTargets: a.loraTargets, mixedPrecision: a.mixedPrecision, seed: a.seed,
     sampleLatent: a.sampleLatent, checkpointEvery: a.checkpointEvery, gradientCheckpointing: a.gradientCheckpointing, steps: a.steps, guidanceScale: a.guidance,
     eta: etas === 'auto' ? undefined : etas[0],
   });

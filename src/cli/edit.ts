@@ -37,7 +37,9 @@ export interface EditArgs extends ModelArgs, RenderArgs {
   stepsB?: number;
   lrA?: number;
   lrB?: number;
-  train?: 'all' | 'attention';
+  train?: 'all' | 'attention' | 'lora';
+  loraRank?: number;
+  loraTargets?: 'attention' | 'attention+resnets';
   mixedPrecision?: 'no' | 'bf16' | 'fp16';
   seed?: number;
   sampleLatent?: boolean;
@@ -160,7 +162,7 @@ export async function edit(imageFile: string, target: string, a: EditArgs): Prom
   if (target.trim() === '') throw new Error('the target text is empty');
   const etas = a.etas ?? 'auto';
   const settings = resolveSettings(a.preset ?? defaultPreset(a.model), {
-    stepsA: a.stepsA, stepsB: a.stepsB, lrA: a.lrA, lrB: a.lrB, train: a.train, mixedPrecision: a.mixedPrecision,
+    stepsA: a.stepsA, stepsB: a.stepsB, lrA: a.lrA, lrB: a.lrB, train: a.train, loraRank: a.loraRank, loraTargets: a.loraTargets, mixedPrecision: a.mixedPrecision,
     seed: a.seed, sampleLatent: a.sampleLatent, checkpointEvery: a.checkpointEvery, gradientCheckpointing: a.gradientCheckpointing, steps: a.steps, guidanceScale: a.guidance,
     eta: etas !== 'auto' && etas.length === 1 ? etas[0] : undefined,
   });

@@ -12,9 +12,10 @@ export type Segment = (state: Tensor[]) => Tensor[];
 /**
  * Runs the chain, computes loss(finalState), and accumulates d(loss)/d(parameter) into every
  * parameter's .grad (and into the inputs, where they require grad), holding the activations of
- * one segment at a time. Returns the loss value. Gradients equal those of an ordinary backward.
+ * one segment at a time. Returns the loss, detached, where it was computed (no host sync; the caller
+ * disposes it). Gradients equal those of an ordinary backward.
  */
-export function checkpointedBackward(segments: Segment[], inputs: Tensor[], loss: (state: Tensor[]) => Tensor): number {
+export function checkpointedBackward(segments: Segment[], inputs: Tensor[], loss: (state: Tensor[]) => Tensor): Tensor {
   if (segments.length === 0) throw new Error('checkpointedBackward: no segments');
   // Forward without a graph: keep each segment's input state.
   const states: Tensor[][] = [inputs];
@@ -23,7 +24,7 @@ export function checkpointedBackward(segments: Segment[], inputs: Tensor[], loss
   noGrad(() => {
     for (let k = 0; k < segments.length - 1; k++) states.push(tidy(() => segments[k]!(states[k]!)).map((t) => (own(t) ? keep(t) : t)));
   });
-  let lossValue = NaN;
+  let lossValue: Tensor | null = null;
   let gradOut: (Tensor | null)[] = [];
   try {
     for (let k = segments.length - 1; k >= 0; k--) {
@@ -36,7 +37,7 @@ export function checkpointedBackward(segments: Segment[], inputs: Tensor[], loss
         let objective: Tensor;
         if (k === segments.length - 1) {
           objective = loss(out);
-          lossValue = objective.item();
+          lossValue = keep(objective.detach());
         } else {
           // sum(out_i * g_i): its gradient is g_i at out_i, so one backward continues the chain.
           const terms = out.flatMap((o, i) => (gradOut[i] && o.requiresGrad ? [o.mul(gradOut[i]!).sum()] : []));
@@ -54,8 +55,11 @@ export function checkpointedBackward(segments: Segment[], inputs: Tensor[], loss
       const g = gradOut[i];
       if (g && x.requiresGrad) x.backward(g);
     });
-    return lossValue;
+    const out = lossValue!;
+    lossValue = null;
+    return out;
   } finally {
+    (lossValue as Tensor | null)?.dispose();
     dispose(gradOut);
     for (const s of states.slice(1)) dispose(s.filter(own));
   }

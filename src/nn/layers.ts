@@ -25,10 +25,20 @@ function constInit(shape: number[], value: 0 | 1, o: InitOptions): Tensor {
   return (value === 0 ? zeros : ones)(shape, { device: o.device, dtype: o.dtype });
 }
 
+/**
+ * A trainable side path added to a layer's output (LoRA, src/nn/lora.ts). It is not a child module:
+ * the layer's own keys and state dict stay those of the checkpoint.
+ */
+export interface Adapter {
+  /** The term added to the layer's output for input x. */
+  delta(x: Tensor): Tensor;
+}
+
 /** y = x W^T + b; weight [out, in]. */
 export class Linear extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
+  adapter: Adapter | null = null;
   constructor(readonly inFeatures: number, readonly outFeatures: number, bias = true, o: InitOptions = {}) {
     super();
     const bound = 1 / Math.sqrt(inFeatures);
@@ -36,7 +46,8 @@ export class Linear extends Module {
     this.bias = bias ? this.param('bias', uniformInit([outFeatures], bound, o)) : null;
   }
   forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias);
+    const y = linear(x, this.weight, this.bias);
+    return this.adapter === null ? y : y.add(this.adapter.delta(x));
   }
 }
 
@@ -54,6 +65,7 @@ export class Conv2d extends Module {
   readonly stride: number;
   readonly padding: number;
   readonly groups: number;
+  adapter: Adapter | null = null;
   constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: number, o: Conv2dOptions = {}) {
     super();
     this.stride = o.stride ?? 1;
@@ -65,7 +77,8 @@ export class Conv2d extends Module {
     this.bias = o.bias ?? true ? this.param('bias', uniformInit([outChannels], bound, o)) : null;
   }
   forward(x: Tensor): Tensor {
-    return conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, groups: this.groups });
+    const y = conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, groups: this.groups });
+    return this.adapter === null ? y : y.add(this.adapter.delta(x));
   }
 }
 

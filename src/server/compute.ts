@@ -9,7 +9,7 @@ import { CLIPScorer } from '../metrics/index.js';
 import { ddimInversionEdit, disposeStableDiffusion, img2img, loadStableDiffusion, type StableDiffusion } from '../pipelines/index.js';
 import {
   AUTO_SEEDS, DEFAULT_AUTO_RULE, DEFAULT_PRESERVATION, EditSession, INVERTED_SEED, autoChoose, clipCandidateScorer, invertedNoise, renderEtas,
-  resolveClipSource, runEdit, trainableNames, type CandidateScorer, type Embeddings,
+  resolveClipSource, runEdit, stageBChangedWeights, type CandidateScorer, type Embeddings,
 } from '../pipelines/imagic/index.js';
 import type { CompareJob, FromWorker, ModelSpec, PreloadJob, RenderJob, TrainJob, TrainResult } from './protocol.js';
 import { renderFile, sessionFiles } from './paths.js';
@@ -130,7 +130,7 @@ export class Compute {
     try {
       // A missing or broken CLIP fails before any training.
       const scorer = job.auto ? await this.scorer(job.model, job.jobId) : null;
-      this.snapshot(sd, trainableNames(sd, job.settings.train));
+      this.snapshot(sd, stageBChangedWeights(sd, job.settings));
       const stopped = () => this.cancelled.has(job.jobId);
       const r = await runEdit(sd, job.dir, { image: input, imageSource: 'upload.png', target: job.text, modelSource: job.model.model }, job.settings, {
         onLog: (message) => this.send({ kind: 'log', jobId: job.jobId, message }),

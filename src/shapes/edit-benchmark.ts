@@ -7,7 +7,7 @@ import { dispose, Generator, keep, noGrad, type Tensor } from '../engine/index.j
 import { imageToTensor, tensorToImage, tensorToImages } from '../io/image-tensor.js';
 import { ddimInversionEdit } from '../pipelines/ddim-inversion.js';
 import { autoChoose, INVERTED_SEED, type AutoRule, type CandidateScorer } from '../pipelines/imagic/auto.js';
-import { encodeImage, generatorNoise, invertedNoise, stageA, stageB } from '../pipelines/imagic/stages.js';
+import { encodeImage, fineTune, generatorNoise, invertedNoise, stageA } from '../pipelines/imagic/stages.js';
 import type { ImagicSettings } from '../pipelines/imagic/presets.js';
 import { img2img } from '../pipelines/img2img.js';
 import { encodePrompt, type StableDiffusion } from '../pipelines/stable-diffusion.js';
@@ -125,7 +125,7 @@ export async function runEditCase(sd: StableDiffusion, c: EditCase, s: Benchmark
   try {
     const a = await stageA(sd, latent, eTgt, { steps: s.imagic.stepsA, lr: s.imagic.lrA, noise: generatorNoise(new Generator(s.imagic.seed), latent) });
     eOpt = a.eOpt;
-    await stageB(sd, latent, eOpt, { steps: s.imagic.stepsB, lr: s.imagic.lrB, train: s.imagic.train, noise: generatorNoise(new Generator(s.imagic.seed + 1), latent) });
+    await fineTune(sd, latent, eOpt, s.imagic, { noise: generatorNoise(new Generator(s.imagic.seed + 1), latent) });
     seconds.imagicTrain = (Date.now() - t0) / 1000;
     t0 = Date.now();
     inverted = s.seeds.includes(INVERTED_SEED) ? invertedNoise(sd, latent, eOpt, s.steps) : null;

@@ -53,6 +53,23 @@ test('edit writes the image and a session; rendering from the session is bit-ide
   assert.deepEqual(readFileSync(p('edit.png')), readFileSync(p('render.png')));
 });
 
+test('--train lora: the session keeps only the adapters, and render reproduces the edit from them', async () => {
+  const r = runCli(['edit', input, 'a blue square', '-m', model, ...fast, '--train', 'lora', '--lora-rank', '2', '--eta', '0.7', '-o', p('lora.png')]);
+  assert.equal(r.code, 0, r.err);
+  const session = JSON.parse(readFileSync(p('lora.imagic/session.json'), 'utf8'));
+  assert.equal(session.settings.train, 'lora');
+  assert.equal(session.settings.loraRank, 2);
+  assert.equal(session.settings.lrB, 1e-4, 'LoRA\'s own learning rate when --lr-b is not given');
+  assert.ok(existsSync(p('lora.imagic/lora.safetensors')));
+  assert.ok(!existsSync(p('lora.imagic/unet-finetuned.safetensors')));
+  const again = runCli(['render', p('lora.imagic'), '-o', p('lora-render.png'), '--steps', '3', ...t1]);
+  assert.equal(again.code, 0, again.err);
+  assert.deepEqual(readFileSync(p('lora-render.png')), readFileSync(p('lora.png')), 'the same bytes from the adapters');
+  const bad = runCli(['edit', input, 'a blue square', '-m', model, ...fast, '--train', 'lora', '--lora-rank', '0', '-o', p('x.png')]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.err, /lora-rank/);
+});
+
 test('an eta x seed sweep writes every image and a labelled contact sheet', async () => {
   const r = runCli(['render', p('edit.imagic'), '--eta', '0.2:0.8:0.3', '--seeds', '0,5', '--steps', '2', '-o', p('sweep.png'), ...t1]);
   assert.equal(r.code, 0, r.err);

@@ -5,7 +5,7 @@ import { dispose, Generator, keep, type Tensor } from '../../engine/index.js';
 import { encodePrompt, type StableDiffusion } from '../stable-diffusion.js';
 import type { ImagicSettings } from './presets.js';
 import { EditSession, SessionError, modelFingerprint } from './session.js';
-import { encodeImage, generatorNoise, renderEdit, stageA, stageB, trainableNames } from './stages.js';
+import { createLoRA, encodeImage, generatorNoise, renderEdit, stageA, stageB, trainableNames } from './stages.js';
 
 export interface EditInputs {
   /** [1, 3, H, W] in [-1, 1], at the model's resolution. */
@@ -98,28 +98,39 @@ export async function runEdit(sd: StableDiffusion, dir: string, inputs: EditInpu
       emb = { eTgt: keep(e.eTgt), eOpt: keep(e.eOpt), eUncond: keep(e.eUncond), latent: keep(e.latent) };
     }
 
-    // Stage B: fine-tune the UNet at e_opt, checkpointing every settings.checkpointEvery steps.
+    // Stage B: fine-tune the UNet (or LoRA adapters on it) at e_opt, checkpointing every settings.checkpointEvery steps.
     if (!session.json.progress.stageBDone) {
-      const trained = trainableNames(sd, settings.train);
-      const resume = session.loadCheckpoint(sd);
-      if (resume) {
-        rng.setState(resume.rngState);
-        resume.rngState.dispose();
+      const lora = settings.train === 'lora' ? createLoRA(sd, settings) : undefined;
+      try {
+        const trained = lora ? lora.namedParameters().map(([n]) => n) : trainableNames(sd, settings.train as 'all' | 'attention');
+        const resume = session.loadCheckpoint(sd, lora);
+        if (resume) {
+          rng.setState(resume.rngState);
+          resume.rngState.dispose();
+        }
+        hooks.onStage?.('B', settings.stepsB, resume?.done ?? 0);
+        const b = await stageB(sd, emb.latent, emb.eOpt, {
+          steps: settings.stepsB, lr: settings.lrB, train: lora ? undefined : settings.train as 'all' | 'attention', lora, noise: generatorNoise(rng, emb.latent),
+          mixedPrecision: settings.mixedPrecision, gradientCheckpointing: settings.gradientCheckpointing,
+          resume: resume ? { optimizer: resume.optimizer, done: resume.done } : undefined,
+          checkpoint: { every: settings.checkpointEvery, save: (done, opt) => session.saveCheckpoint(sd, done, opt, rng, trained, lora) },
+          onStep: (i, loss) => hooks.onStep?.('B', i, settings.stepsB, loss), shouldStop: hooks.shouldStop,
+        });
+        if (resume) dispose(Object.values(resume.optimizer.tensors));
+        if (b.done < settings.stepsB) {
+          log(`stopped at stage B step ${b.done}/${settings.stepsB}: saved, run the same command to resume`);
+          return { session, embeddings: { eTgt: emb.eTgt, eOpt: emb.eOpt, eUncond: emb.eUncond }, interrupted: true };
+        }
+        if (lora) {
+          session.saveLoRA(sd, lora);
+          lora.merge(); // sd.unet now renders the edit, as after a full fine-tuning
+        } else {
+          session.saveFinetuned(sd, b.trained);
+        }
+      } finally {
+        lora?.detach();
+        lora?.dispose();
       }
-      hooks.onStage?.('B', settings.stepsB, resume?.done ?? 0);
-      const b = await stageB(sd, emb.latent, emb.eOpt, {
-        steps: settings.stepsB, lr: settings.lrB, train: settings.train, noise: generatorNoise(rng, emb.latent), mixedPrecision: settings.mixedPrecision,
-        gradientCheckpointing: settings.gradientCheckpointing,
-        resume: resume ? { optimizer: resume.optimizer, done: resume.done } : undefined,
-        checkpoint: { every: settings.checkpointEvery, save: (done, opt) => session.saveCheckpoint(sd, done, opt, rng, trained) },
-        onStep: (i, loss) => hooks.onStep?.('B', i, settings.stepsB, loss), shouldStop: hooks.shouldStop,
-      });
-      if (resume) dispose(Object.values(resume.optimizer.tensors));
-      if (b.done < settings.stepsB) {
-        log(`stopped at stage B step ${b.done}/${settings.stepsB}: saved, run the same command to resume`);
-        return { session, embeddings: { eTgt: emb.eTgt, eOpt: emb.eOpt, eUncond: emb.eUncond }, interrupted: true };
-      }
-      session.saveFinetuned(sd, b.trained);
     } else {
       session.loadFinetuned(sd);
     }

@@ -1,4 +1,5 @@
 // Imagic's settings and presets, each with where its numbers come from.
+import { LORA_TARGETS, type LoRATargets } from '../../nn/index.js';
 import { isShapesModel } from '../../shapes/domain.js';
 
 export interface ImagicSettings {
@@ -8,8 +9,14 @@ export interface ImagicSettings {
   /** Stage B: UNet fine-tuning steps and learning rate (Adam). */
   stepsB: number;
   lrB: number;
-  /** What Stage B trains: every UNet weight, or the attention layers only (smaller, faster). */
-  train: 'all' | 'attention';
+  /**
+   * What Stage B trains: every UNet weight, the attention layers' weights, or LoRA adapters on a
+   * frozen UNet (a session stores megabytes instead of the UNet; far less memory to train).
+   */
+  train: 'all' | 'attention' | 'lora';
+  /** LoRA's rank and the layers that get adapters (with train 'lora'). */
+  loraRank: number;
+  loraTargets: LoRATargets;
   /** Stage C: DDIM steps, guidance scale, and the default interpolation weight of the target text. */
   steps: number;
   guidanceScale: number;
@@ -30,7 +37,7 @@ export interface ImagicSettings {
 
 export type PresetName = 'default' | 'thorough' | 'fast' | 'shapes';
 
-const base = { guidanceScale: 7.5, steps: 50, eta: 0.7, autoEtas: [0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4], seed: 0, sampleLatent: false, mixedPrecision: 'no', train: 'all', lrA: 1e-3, lrB: 2e-6, checkpointEvery: 100, gradientCheckpointing: false } as const;
+const base = { guidanceScale: 7.5, steps: 50, eta: 0.7, autoEtas: [0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4], seed: 0, sampleLatent: false, mixedPrecision: 'no', train: 'all', loraRank: 4, loraTargets: 'attention', lrA: 1e-3, lrB: 2e-6, checkpointEvery: 100, gradientCheckpointing: false } as const;
 
 /**
  * - default: 500 A + 1000 B steps, lr 1e-3 / 2e-6, guidance 7.5, 50 DDIM steps, eta 0.7: the settings
@@ -53,17 +60,29 @@ export const PRESETS: Record<PresetName, ImagicSettings> = {
   shapes: { ...base, stepsA: 200, lrA: 3e-3, stepsB: 150, lrB: 5e-5, steps: 25, eta: 0.8, autoEtas: [0.4, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.4] },
 };
 
-/** A preset with overrides, every number checked. */
+/**
+ * Stage B's learning rate per preset and what it trains, used where --lr-b is not given: LoRA's
+ * adapters start at zero and need a far larger step than a full fine-tuning of the same weights.
+ */
+export const LR_B: Record<PresetName, Record<ImagicSettings['train'], number>> = {
+  default: { all: 2e-6, attention: 2e-6, lora: 1e-4 },
+  thorough: { all: 2e-6, attention: 2e-6, lora: 1e-4 },
+  fast: { all: 2e-5, attention: 2e-5, lora: 1e-3 },
+  shapes: { all: 5e-5, attention: 5e-5, lora: 1e-3 },
+};
+
 /** The preset when none is given: 'shapes' for the embedded Shapes-64 model, else SD's 'default'. */
 export function defaultPreset(model: string): PresetName {
   return isShapesModel(model) ? 'shapes' : 'default';
 }
 
+/** A preset with overrides, every number checked. Stage B's learning rate follows what it trains (LR_B) unless given. */
 export function resolveSettings(preset: PresetName = 'default', overrides: Partial<ImagicSettings> = {}): ImagicSettings {
   const p = PRESETS[preset];
   if (p === undefined) throw new Error(`unknown preset '${preset}' (default, thorough, fast, shapes)`);
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
   const s: ImagicSettings = { ...p, ...defined };
+  if (overrides.lrB === undefined && LR_B[preset][s.train] !== undefined) s.lrB = LR_B[preset][s.train];
   const intAtLeast = (name: keyof ImagicSettings, min: number) => {
     const v = s[name] as number;
     if (!Number.isInteger(v) || v < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${v}`);
@@ -79,7 +98,9 @@ export function resolveSettings(preset: PresetName = 'default', overrides: Parti
   if (!Number.isFinite(s.guidanceScale)) throw new RangeError(`guidanceScale must be a number, got ${s.guidanceScale}`);
   if (!Number.isFinite(s.eta)) throw new RangeError(`eta must be a number, got ${s.eta}`);
   if (!Array.isArray(s.autoEtas) || s.autoEtas.length === 0 || !s.autoEtas.every(Number.isFinite)) throw new RangeError(`autoEtas must be a non-empty list of numbers, got ${JSON.stringify(s.autoEtas)}`);
-  if (!['all', 'attention'].includes(s.train)) throw new RangeError(`train must be 'all' or 'attention', got '${s.train}'`);
+  if (!['all', 'attention', 'lora'].includes(s.train)) throw new RangeError(`train must be 'all', 'attention' or 'lora', got '${s.train}'`);
+  intAtLeast('loraRank', 1);
+  if (!LORA_TARGETS.includes(s.loraTargets)) throw new RangeError(`loraTargets must be one of ${LORA_TARGETS.join(', ')}, got '${s.loraTargets}'`);
   if (!['no', 'bf16', 'fp16'].includes(s.mixedPrecision)) throw new RangeError(`mixedPrecision must be no, bf16 or fp16, got '${s.mixedPrecision}'`);
   return s;
 }

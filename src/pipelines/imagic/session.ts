@@ -4,12 +4,14 @@
 //   input.png                   the input as the model saw it (resized and cropped)
 //   embeddings.safetensors      e_tgt, e_opt, e_uncond, the image latent, the training RNG after stage A
 //   unet-finetuned.safetensors  the fine-tuned UNet tensors (only those Stage B trained)
-//   stage-b-checkpoint.safetensors  a resumable partial Stage B (weights, Adam state, RNG)
+//   lora.safetensors            or, with LoRA, only the adapters (PEFT/diffusers keys `unet.<layer>.lora_A.weight`)
+//   stage-b-checkpoint.safetensors  a resumable partial Stage B (weights or adapters, Adam state, RNG)
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Generator, noGrad, type Tensor, optim, dispose } from '../../engine/index.js';
-import { loadSafetensors, saveSafetensors } from '../../io/safetensors.js';
+import { loadSafetensors, readSafetensorsHeader, saveSafetensors } from '../../io/safetensors.js';
+import { LoRA, type LoRATargets } from '../../nn/index.js';
 import type { StableDiffusion } from '../stable-diffusion.js';
 import type { ImagicSettings } from './presets.js';
 
@@ -52,6 +54,8 @@ export function modelFingerprint(sd: StableDiffusion): string {
 
 /** Training settings that must match to resume (render-only settings may differ). */
 const TRAINING_KEYS: (keyof ImagicSettings)[] = ['stepsA', 'lrA', 'stepsB', 'lrB', 'train', 'seed', 'sampleLatent', 'mixedPrecision'];
+/** And with LoRA (sessions made before LoRA existed lack them, and trained in full). */
+const LORA_KEYS: (keyof ImagicSettings)[] = ['loraRank', 'loraTargets'];
 
 function writeJsonAtomic(file: string, value: unknown): void {
   const tmp = `${file}.tmp-${process.pid}`;
@@ -110,7 +114,8 @@ export class EditSession {
   /** Differences in training settings or inputs, as readable lines (empty: resumable). */
   differences(settings: ImagicSettings, target: SessionJson['target'], imageSha: string): string[] {
     const out: string[] = [];
-    for (const k of TRAINING_KEYS) {
+    const keys = settings.train === 'lora' ? [...TRAINING_KEYS, ...LORA_KEYS] : TRAINING_KEYS;
+    for (const k of keys) {
       if (JSON.stringify(this.json.settings[k]) !== JSON.stringify(settings[k])) out.push(`${k}: ${this.json.settings[k]} in the session, ${settings[k]} now`);
     }
     if (JSON.stringify(this.json.target) !== JSON.stringify(target)) out.push(`target text: ${JSON.stringify(this.json.target)} in the session, ${JSON.stringify(target)} now`);
@@ -138,11 +143,15 @@ export class EditSession {
   }
 
   // ---- stage B ----
-  /** A resumable partial stage B: trained weights, Adam state and the training RNG. */
-  saveCheckpoint(sd: StableDiffusion, done: number, opt: optim.Optimizer, rng: Generator, trained: string[]): void {
-    const params = new Map(sd.unet.namedParameters());
+  /** A resumable partial stage B: trained weights (or the LoRA adapters), Adam state and the training RNG. */
+  saveCheckpoint(sd: StableDiffusion, done: number, opt: optim.Optimizer, rng: Generator, trained: string[], lora?: LoRA): void {
     const tensors: Record<string, Tensor> = {};
-    for (const n of trained) tensors[`unet.${n}`] = params.get(n)!;
+    if (lora) {
+      for (const [n, t] of lora.namedParameters()) tensors[`lora.${n}`] = t;
+    } else {
+      const params = new Map(sd.unet.namedParameters());
+      for (const n of trained) tensors[`unet.${n}`] = params.get(n)!;
+    }
     const state = opt.stateDict();
     for (const [k, t] of Object.entries(state.tensors)) tensors[`optimizer.${k}`] = t;
     const rngState = rng.getState();
@@ -154,20 +163,42 @@ export class EditSession {
     this.save();
   }
 
-  /** Restores a partial stage B into sd.unet and returns the optimizer state and RNG to continue with. */
-  loadCheckpoint(sd: StableDiffusion): { done: number; optimizer: optim.OptimizerState; rngState: Tensor } | null {
+  /** Restores a partial stage B into sd.unet (or into `lora`) and returns the optimizer state and RNG to continue with. */
+  loadCheckpoint(sd: StableDiffusion, lora?: LoRA): { done: number; optimizer: optim.OptimizerState; rngState: Tensor } | null {
     const file = this.file('stage-b-checkpoint.safetensors');
     if (this.json.progress.stageB === 0 || !existsSync(file)) return null;
     const m = loadSafetensors(file);
     const weights = new Map<string, Tensor>();
+    const adapters = new Map<string, Tensor>();
     const opt: Record<string, Tensor> = {};
     for (const [k, t] of m) {
       if (k.startsWith('unet.')) weights.set(k.slice(5), t);
+      else if (k.startsWith('lora.')) adapters.set(k.slice(5), t);
       else if (k.startsWith('optimizer.')) opt[k.slice(10)] = t;
     }
-    this.applyWeights(sd, weights);
-    dispose([...weights.values()]);
+    try {
+      if (lora) lora.loadStateDict(adapters, { source: `${file} (LoRA adapters)` });
+      else this.applyWeights(sd, weights);
+    } catch (e) {
+      dispose([...m.values()]);
+      throw e instanceof SessionError ? e : new SessionError(this.dir, `its stage B checkpoint does not fit these settings (${(e as Error).message.split('\n')[0]}): use --restart`);
+    } finally {
+      dispose([...weights.values(), ...adapters.values()]);
+    }
     return { done: this.json.progress.stageB, optimizer: { kind: 'adam', step: this.json.progress.stageB, hyper: {}, tensors: opt }, rngState: m.get('rng')! };
+  }
+
+  /** Stage B with LoRA is done: saves only the adapters (with the base model's fingerprint), not the UNet. */
+  saveLoRA(sd: StableDiffusion, lora: LoRA): void {
+    const tensors = Object.fromEntries(lora.namedParameters().map(([n, t]) => [`unet.${n}`, t]));
+    saveSafetensors(this.file('lora.safetensors'), tensors, {
+      format: 'imagic-lora', rank: String(lora.rank), alpha: String(lora.alpha), targets: lora.targets, base_fingerprint: modelFingerprint(sd),
+    });
+    this.json.trained = lora.mergedWeightNames();
+    this.json.progress.stageB = this.json.settings.stepsB;
+    this.json.progress.stageBDone = true;
+    this.save();
+    rmSync(this.file('stage-b-checkpoint.safetensors'), { force: true });
   }
 
   saveFinetuned(sd: StableDiffusion, trained: string[]): void {
@@ -180,14 +211,42 @@ export class EditSession {
     rmSync(this.file('stage-b-checkpoint.safetensors'), { force: true });
   }
 
-  /** Puts the fine-tuned tensors into sd.unet (which must be the session's base model). */
+  /** Puts the fine-tuned tensors (or the LoRA adapters, merged) into sd.unet, which must be the session's base model. */
   loadFinetuned(sd: StableDiffusion): void {
+    if (this.json.settings.train === 'lora') {
+      this.loadLoRA(sd);
+      return;
+    }
     const file = this.file('unet-finetuned.safetensors');
     if (!this.json.progress.stageBDone || !existsSync(file)) throw new SessionError(this.dir, 'stage B has not completed (no unet-finetuned.safetensors): run `imagic edit` again to resume it');
     const m = loadSafetensors(file);
     try {
       this.applyWeights(sd, m);
     } finally {
+      dispose([...m.values()]);
+    }
+  }
+
+  private loadLoRA(sd: StableDiffusion): void {
+    const file = this.file('lora.safetensors');
+    if (!this.json.progress.stageBDone || !existsSync(file)) throw new SessionError(this.dir, 'stage B has not completed (no lora.safetensors): run `imagic edit` again to resume it');
+    const header = readSafetensorsHeader(file);
+    const meta = header.metadata;
+    const fp = modelFingerprint(sd);
+    if (meta.base_fingerprint !== fp) {
+      throw new SessionError(this.dir, `its LoRA adapters were trained on another base model (fingerprint ${meta.base_fingerprint ?? 'none'}; this model's is ${fp}): load ${this.json.model.source}, the model it was made with`);
+    }
+    const m = loadSafetensors(file, {}, header);
+    const adapters = new Map([...m].map(([k, t]) => [k.replace(/^unet\./, ''), t]));
+    const lora = new LoRA(sd.unet, { rank: Number(meta.rank), alpha: Number(meta.alpha), targets: meta.targets as LoRATargets });
+    try {
+      lora.loadStateDict(adapters, { source: file });
+      lora.merge();
+    } catch (e) {
+      throw new SessionError(this.dir, `lora.safetensors does not fit this model: ${(e as Error).message}`);
+    } finally {
+      lora.detach();
+      lora.dispose();
       dispose([...m.values()]);
     }
   }

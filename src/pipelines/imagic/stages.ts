@@ -1,10 +1,11 @@
 // Imagic (Kawar et al., CVPR 2023) on Stable Diffusion: (A) optimize the target text embedding to
 // reconstruct the image with the model frozen, (B) fine-tune the UNet at that embedding, (C) sample
 // from e = eta * e_tgt + (1 - eta) * e_opt. Each stage is written out top to bottom.
+import { performance } from 'node:perf_hooks';
 import {
-  autocast, cat, dispose, Generator, GradScaler, keep, mseLoss, noGrad, optim, randint, randn, tidy, type Tensor,
+  autocast, cat, dispose, Generator, GradScaler, keep, mseLoss, noGrad, optim, randint, randn, stack, tidy, type Tensor,
 } from '../../engine/index.js';
-import { checkpointedBackward } from '../../nn/index.js';
+import { checkpointedBackward, LoRA, loraMergedWeightNames, type LoRATargets } from '../../nn/index.js';
 import type { StableDiffusion } from '../stable-diffusion.js';
 import { text2img } from '../text2img.js';
 import { encodeImage as encodeImageLatent } from '../img2img.js';
@@ -56,18 +57,64 @@ export interface StageOptions {
   mixedPrecision?: 'no' | 'bf16' | 'fp16';
   /** Recompute UNet activations block by block in the backward pass: less memory, about a third more compute. */
   gradientCheckpointing?: boolean;
-  /** Called after each step with the step number (1-based) and its loss. */
+  /**
+   * Called with each step number (1-based) and its loss, in order. Losses stay on the device and are
+   * read in batches (see LossReader), so on a GPU the host never waits for a step to finish.
+   */
   onStep?: (step: number, loss: number) => void;
+  /** Read the losses at most this often, in ms (default 250: progress stays live; 0: after every step). */
+  lossReadMs?: number;
   /** Checked before each step: true stops early (Ctrl-C); the stage returns what it has. */
   shouldStop?: () => boolean;
 }
 
 /**
- * One denoising loss, mse(unet(add_noise(z, noise, t), t, cond), noise), and its backward (scaled
- * by `scale`, for fp16 loss scaling). With checkpointing, the UNet's activations are recomputed
- * block by block during the backward pass instead of being held. Returns the (unscaled) loss.
+ * Collects per-step losses as device tensors and reads them to the host in one transfer when
+ * `everyMs` has passed since the last read, when `maxPending` are waiting, or on flush(): one
+ * synchronization per batch instead of one per step.
  */
-function denoisingLossBackward(sd: StableDiffusion, latent: Tensor, cond: Tensor, timestep: number, noise: Tensor, o: { mixedPrecision?: StageOptions['mixedPrecision']; gradientCheckpointing?: boolean; scale?: number }): number {
+export class LossReader {
+  readonly losses: number[] = [];
+  private pending: Tensor[] = [];
+  private first = 0;
+  private last = performance.now();
+  constructor(private readonly onLoss: ((step: number, loss: number) => void) | undefined, private readonly everyMs = 250, private readonly maxPending = 100) {}
+
+  /** Takes ownership of `loss` (a scalar tensor) for step `step` (1-based, consecutive). */
+  push(step: number, loss: Tensor): void {
+    if (this.pending.length === 0) this.first = step;
+    this.pending.push(keep(loss));
+    if (this.pending.length >= this.maxPending || performance.now() - this.last >= this.everyMs) this.flush();
+  }
+
+  flush(): void {
+    if (this.pending.length === 0) return;
+    const all = noGrad(() => tidy(() => stack(this.pending.map((l) => l.float().reshape([]))))); // [n]
+    const values = all.toFlatArray();
+    all.dispose();
+    dispose(this.pending);
+    this.pending = [];
+    this.last = performance.now();
+    values.forEach((v, i) => {
+      this.losses.push(v);
+      this.onLoss?.(this.first + i, v);
+    });
+  }
+
+  /** Frees what was not read (on an error). */
+  dispose(): void {
+    dispose(this.pending);
+    this.pending = [];
+  }
+}
+
+/**
+ * One training step's loss, mse(unet(add_noise(z, noise, t), t, cond), noise), and its backward
+ * (scaled by `scale`, for fp16 loss scaling). With checkpointing, the UNet's activations are
+ * recomputed block by block during the backward pass instead of being held. Returns the unscaled
+ * loss, detached, on the device: reading it is the caller's choice (LossReader).
+ */
+export function denoisingStep(sd: StableDiffusion, latent: Tensor, cond: Tensor, timestep: number, noise: Tensor, o: { mixedPrecision?: StageOptions['mixedPrecision']; gradientCheckpointing?: boolean; scale?: number }): Tensor {
   const noisy = sd.scheduler.addNoise(latent, noise, [timestep]);
   const mp = o.mixedPrecision;
   const deviceType = sd.device.startsWith('cuda') ? 'cuda' : 'cpu';
@@ -76,14 +123,15 @@ function denoisingLossBackward(sd: StableDiffusion, latent: Tensor, cond: Tensor
   const scale = o.scale ?? 1;
   if (o.gradientCheckpointing) {
     const { inputs, segments } = sd.unet.segments(noisy, timestep, cond);
-    return checkpointedBackward(segments.map((seg) => (s: Tensor[]) => amp(() => seg(s))), inputs, ([pred]) => {
+    const scaled = checkpointedBackward(segments.map((seg) => (s: Tensor[]) => amp(() => seg(s))), inputs, ([pred]) => {
       const l = lossOf(pred!);
       return scale === 1 ? l : l.mul(scale);
-    }) / scale;
+    });
+    return scale === 1 ? scaled : scaled.div(scale);
   }
   const loss = lossOf(amp(() => sd.unet.forward(noisy, timestep, cond)));
   (scale === 1 ? loss : loss.mul(scale)).backward();
-  return loss.item();
+  return loss.detach();
 }
 
 export interface StageAResult {
@@ -96,36 +144,51 @@ export async function stageA(sd: StableDiffusion, latent: Tensor, eTgt: Tensor, 
   sd.unet.requiresGrad_(false);
   const emb = keep(noGrad(() => (o.start ?? eTgt).to({ dtype: 'float32', copy: true })).requiresGrad_(true)); // [1, 77, D]
   const opt = new optim.Adam([emb], { lr: o.lr });
-  const losses: number[] = [];
+  const reader = new LossReader(o.onStep, o.lossReadMs);
   try {
     for (let i = 0; i < o.steps && !o.shouldStop?.(); i++) {
-      const loss = tidy(() => {
+      reader.push(i + 1, tidy(() => {
         const { timestep, noise } = o.noise.next(i);
         opt.zeroGrad();
-        const l = denoisingLossBackward(sd, latent, emb.to(sd.dtype), timestep, noise, o);
+        const l = denoisingStep(sd, latent, emb.to(sd.dtype), timestep, noise, o);
         opt.step();
         return l;
-      });
-      losses.push(loss);
-      o.onStep?.(i + 1, loss);
+      }));
       await yieldToEventLoop();
     }
+    reader.flush();
   } finally {
+    reader.dispose();
     opt.disposeState();
   }
   const eOpt = noGrad(() => emb.detach().clone());
   emb.dispose();
-  return { eOpt, losses };
+  return { eOpt, losses: reader.losses };
 }
 
-/** Names of the UNet parameters Stage B trains. */
+/** What stage B trains: every UNet weight, the attention layers' weights, or LoRA adapters (the base frozen). */
+export type TrainMode = 'all' | 'attention' | 'lora';
+
+/** Names of the UNet parameters Stage B trains in full ('all' or 'attention'). */
 export function trainableNames(sd: StableDiffusion, train: 'all' | 'attention'): string[] {
   const names = sd.unet.namedParameters().map(([n]) => n);
   return train === 'all' ? names : names.filter((n) => /\.attn[12]\./.test(n));
 }
 
+/** The UNet weights that stage B changes in sd.unet (trained in place, or merged from LoRA), e.g. to snapshot them. */
+export function stageBChangedWeights(sd: StableDiffusion, s: { train: TrainMode; loraTargets: LoRATargets }): string[] {
+  return s.train === 'lora' ? loraMergedWeightNames(sd.unet, s.loraTargets) : trainableNames(sd, s.train);
+}
+
+/** Fresh adapters for stage B on sd.unet (A drawn from the training seed's own generator, B zero: the UNet is unchanged). */
+export function createLoRA(sd: StableDiffusion, s: { loraRank: number; loraTargets: LoRATargets; seed: number }): LoRA {
+  return new LoRA(sd.unet, { rank: s.loraRank, targets: s.loraTargets, generator: new Generator(s.seed) });
+}
+
 export interface StageBOptions extends StageOptions {
   train?: 'all' | 'attention';
+  /** Train these adapters (attached to sd.unet) instead of the UNet's weights, which stay frozen. */
+  lora?: LoRA;
   /** Resume: the optimizer state saved by a checkpoint, and how many steps were done. */
   resume?: { optimizer: optim.OptimizerState; done: number };
   /** Called every `every` steps with the state to save for resuming. */
@@ -133,18 +196,26 @@ export interface StageBOptions extends StageOptions {
 }
 
 export interface StageBResult {
-  /** The parameter names that were trained (the fine-tuned weights are in sd.unet). */
+  /** The parameter names that were trained: the UNet's (fine-tuned in sd.unet), or the adapters' (in o.lora). */
   trained: string[];
   losses: number[];
   done: number;
 }
 
-/** Stage B: Adam on the UNet's weights (all, or attention only) at the fixed e_opt. Fine-tunes sd.unet in place. */
+/** Stage B: Adam on the UNet's weights (all, or attention only), or on LoRA adapters, at the fixed e_opt. Fine-tunes sd.unet (or the adapters) in place. */
 export async function stageB(sd: StableDiffusion, latent: Tensor, eOpt: Tensor, o: StageBOptions): Promise<StageBResult> {
-  const names = new Set(trainableNames(sd, o.train ?? 'all'));
-  const params = sd.unet.namedParameters();
-  for (const [n, p] of params) p.requiresGrad_(names.has(n));
-  const trainable = params.filter(([n]) => names.has(n)).map(([, p]) => p);
+  let named: [string, Tensor][];
+  if (o.lora) {
+    sd.unet.requiresGrad_(false);
+    named = o.lora.namedParameters();
+    for (const [, p] of named) p.requiresGrad_(true);
+  } else {
+    const names = new Set(trainableNames(sd, o.train ?? 'all'));
+    const params = sd.unet.namedParameters();
+    for (const [n, p] of params) p.requiresGrad_(names.has(n));
+    named = params.filter(([n]) => names.has(n));
+  }
+  const trainable = named.map(([, p]) => p);
   if (trainable.some((p) => p.dtype !== 'float32')) {
     throw new Error(`Stage B trains float32 master weights (an update of lr ${o.lr} vanishes in ${trainable[0]!.dtype}): load the model in float32 and use mixed precision for speed`);
   }
@@ -154,33 +225,56 @@ export async function stageB(sd: StableDiffusion, latent: Tensor, eOpt: Tensor, 
   if (o.resume) opt.loadStateDict(o.resume.optimizer);
   const start = o.resume?.done ?? 0;
   const cond = noGrad(() => eOpt.to({ dtype: sd.dtype, device: sd.device, copy: true }));
-  const losses: number[] = [];
+  const reader = new LossReader(o.onStep, o.lossReadMs);
   let done = start;
   try {
     for (let i = start; i < o.steps && !o.shouldStop?.(); i++) {
-      const loss = tidy(() => {
+      reader.push(i + 1, tidy(() => {
         const { timestep, noise } = o.noise.next(i);
         opt.zeroGrad();
-        const l = denoisingLossBackward(sd, latent, cond, timestep, noise, { ...o, scale: scaler.enabled ? scaler.scale_ : 1 });
+        const l = denoisingStep(sd, latent, cond, timestep, noise, { ...o, scale: scaler.enabled ? scaler.scale_ : 1 });
         scaler.step(opt);
         scaler.update();
         return l;
-      });
-      losses.push(loss);
+      }));
       done = i + 1;
-      o.onStep?.(done, loss);
-      if (o.checkpoint && o.checkpoint.every > 0 && done % o.checkpoint.every === 0 && done < o.steps) o.checkpoint.save(done, opt);
+      if (o.checkpoint && o.checkpoint.every > 0 && done % o.checkpoint.every === 0 && done < o.steps) {
+        reader.flush();
+        o.checkpoint.save(done, opt);
+      }
       await yieldToEventLoop();
     }
+    reader.flush();
     if (done < o.steps && o.checkpoint) o.checkpoint.save(done, opt); // stopped early: keep what was done
   } finally {
+    reader.dispose();
     opt.zeroGrad();
     opt.disposeState();
     cond.dispose();
     sd.unet.eval();
     sd.unet.requiresGrad_(false);
+    if (o.lora) o.lora.requiresGrad_(false);
   }
-  return { trained: [...names], losses, done };
+  return { trained: named.map(([n]) => n), losses: reader.losses, done };
+}
+
+/**
+ * Stage B as the settings say, for callers without a session (benchmarks): full or attention
+ * fine-tuning in place, or LoRA adapters trained then merged. Either way sd.unet ends up holding
+ * the edit (stageBChangedWeights names what changed).
+ */
+export async function fineTune(sd: StableDiffusion, latent: Tensor, eOpt: Tensor, s: { train: TrainMode; loraRank: number; loraTargets: LoRATargets; seed: number; stepsB: number; lrB: number },
+  o: Omit<StageOptions, 'steps' | 'lr'>): Promise<StageBResult> {
+  if (s.train !== 'lora') return stageB(sd, latent, eOpt, { ...o, steps: s.stepsB, lr: s.lrB, train: s.train });
+  const lora = createLoRA(sd, s);
+  try {
+    const r = await stageB(sd, latent, eOpt, { ...o, steps: s.stepsB, lr: s.lrB, lora });
+    lora.merge();
+    return r;
+  } finally {
+    lora.detach();
+    lora.dispose();
+  }
 }
 
 /** e = eta * e_tgt + (1 - eta) * e_opt (eta may leave [0, 1]: extrapolation). */
