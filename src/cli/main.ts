@@ -227,6 +227,7 @@ program
   .addOption(new Option('--preset <name>', 'training preset for rows without their own (default: shapes on the embedded model, else default)').choices(['default', 'thorough', 'fast', 'shapes']))
   .option('--steps-a <n>', 'stage A steps', int('steps-a', 0))
   .option('--steps-b <n>', 'stage B steps', int('steps-b', 0))
+  .addOption(new Option('--train <what>', 'what stage B trains (default: the preset\'s): LoRA adapters (small sessions), all UNet weights, or the attention weights').choices(['all', 'attention', 'lora']))
   .option('--steps <n>', 'sampling steps', int('steps', 1))
   .option('-g, --guidance <scale>', 'classifier-free guidance scale', num('guidance'))
   .option('--checkpoint-every <n>', 'save resumable stage B progress every n steps (default 100)', int('checkpoint-every', 0))

@@ -30,6 +30,8 @@ export interface BatchSettings {
   stepsB?: number;
   lrA?: number;
   lrB?: number;
+  /** What stage B trains (default: the preset's). */
+  train?: 'all' | 'attention' | 'lora';
   /** The training seed (stages A and B). */
   trainSeed?: number;
   steps?: number;
@@ -79,6 +81,7 @@ export function checkRowJob(x: unknown): RowJob {
   if (!isObj(s) || typeof s.model !== 'string' || typeof s.baselines !== 'boolean' || typeof s.strength !== 'number') throw new MalformedJobError('settings');
   for (const k of ['stepsA', 'stepsB', 'lrA', 'lrB', 'trainSeed', 'steps', 'guidance', 'checkpointEvery']) if (!optNum(s[k])) throw new MalformedJobError(`settings.${k}`);
   if (s.auto !== undefined && typeof s.auto !== 'boolean') throw new MalformedJobError('settings.auto');
+  if (s.train !== undefined && !['all', 'attention', 'lora'].includes(s.train as string)) throw new MalformedJobError('settings.train');
   if (x.session !== undefined && !(typeof x.session === 'string' && x.session.startsWith('/'))) throw new MalformedJobError('session must be an absolute path');
   return x as unknown as RowJob;
 }

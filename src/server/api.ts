@@ -46,6 +46,8 @@ export interface EditSettings {
   stepsB?: number;
   lrA?: number;
   lrB?: number;
+  /** What stage B trains (default: the preset's): LoRA adapters, all UNet weights, or the attention weights. */
+  train?: 'all' | 'attention' | 'lora';
   /** Training seed. */
   seed?: number;
   /** Sampling steps of each render. */
@@ -61,6 +63,7 @@ export interface PresetInfo {
   stepsB: number;
   lrA: number;
   lrB: number;
+  train: 'all' | 'attention' | 'lora';
   steps: number;
   guidanceScale: number;
   eta: number;

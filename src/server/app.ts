@@ -75,16 +75,18 @@ function number(v: unknown, name: string, o: { int?: boolean; min?: number; max?
 function parseSettings(s: EditSettings | undefined) {
   if (s !== undefined && (typeof s !== 'object' || s === null || Array.isArray(s))) throw new HttpError(400, 'settings must be an object');
   const x = (s ?? {}) as Record<string, unknown>;
-  const known = ['stepsA', 'stepsB', 'lrA', 'lrB', 'seed', 'steps', 'guidanceScale', 'auto'];
+  const known = ['stepsA', 'stepsB', 'lrA', 'lrB', 'train', 'seed', 'steps', 'guidanceScale', 'auto'];
   const unknown = Object.keys(x).filter((k) => !known.includes(k));
   if (unknown.length > 0) throw new HttpError(400, `unknown settings: ${unknown.join(', ')} (known: ${known.join(', ')})`);
   if (x.auto !== undefined && typeof x.auto !== 'boolean') throw new HttpError(400, 'settings.auto must be true or false');
+  if (x.train !== undefined && !['all', 'attention', 'lora'].includes(x.train as string)) throw new HttpError(400, 'settings.train must be "lora", "all" or "attention"');
   return {
     overrides: {
       stepsA: number(x.stepsA, 'stepsA', { int: true, min: 0, max: 100_000 }), stepsB: number(x.stepsB, 'stepsB', { int: true, min: 0, max: 100_000 }),
       lrA: number(x.lrA, 'lrA', { min: 1e-9, max: 1 }), lrB: number(x.lrB, 'lrB', { min: 1e-12, max: 1 }),
       seed: number(x.seed, 'seed', { int: true, min: 0, max: 2 ** 31 - 1 }), steps: number(x.steps, 'steps', { int: true, min: 1, max: 1000 }),
       guidanceScale: number(x.guidanceScale, 'guidanceScale', { min: 0, max: 50 }),
+      train: x.train as 'all' | 'attention' | 'lora' | undefined,
     },
     auto: (x.auto as boolean | undefined) ?? true,
   };
@@ -150,7 +152,7 @@ export function createApp(o: AppOptions): Hono {
   app.get('/api/options', (c) => {
     const presets = PRESET_NAMES.map((name) => {
       const p = PRESETS[name];
-      return { name, stepsA: p.stepsA, stepsB: p.stepsB, lrA: p.lrA, lrB: p.lrB, steps: p.steps, guidanceScale: p.guidanceScale, eta: p.eta, autoEtas: [...p.autoEtas] };
+      return { name, stepsA: p.stepsA, stepsB: p.stepsB, lrA: p.lrA, lrB: p.lrB, train: p.train, steps: p.steps, guidanceScale: p.guidanceScale, eta: p.eta, autoEtas: [...p.autoEtas] };
     });
     const examples = [...o.examples.values()].map((e) => ({ name: e.name, caption: e.caption, suggestion: e.suggestion, url: `/api/examples/${e.name}.png` }));
     return c.json<Options>({ defaultModel: o.defaultModel, defaultPreset: defaultPreset(o.defaultModel), presets, examples, maxUploadBytes: o.maxUploadBytes });

@@ -56,7 +56,7 @@ export class QueueTrainer {
       version: JOB_VERSION, batchId: `${r.id}0000`, outDir: path.join(this.root, 'queue'), session: dir,
       row: { index: 0, key: `000-${r.id}`, image: sessionFiles(dir).upload, imageName: 'upload.png', target: r.text, ...(r.auto ? {} : { eta: s.eta, seed: 0 }) },
       settings: {
-        model: r.model, preset: r.preset, stepsA: s.stepsA, stepsB: s.stepsB, lrA: s.lrA, lrB: s.lrB, trainSeed: s.seed, steps: s.steps, guidance: s.guidanceScale,
+        model: r.model, preset: r.preset, stepsA: s.stepsA, stepsB: s.stepsB, lrA: s.lrA, lrB: s.lrB, train: s.train, trainSeed: s.seed, steps: s.steps, guidance: s.guidanceScale,
         checkpointEvery: s.checkpointEvery, baselines: false, strength: 0.6, auto: r.auto,
       },
     };

@@ -14,7 +14,7 @@ export function summary(r: SessionRecord): SessionSummary {
   const s = r.settings;
   return {
     id: r.id, revision: r.revision, text: r.text, model: r.model, preset: r.preset,
-    settings: { stepsA: s.stepsA, stepsB: s.stepsB, lrA: s.lrA, lrB: s.lrB, seed: s.seed, steps: s.steps, guidanceScale: s.guidanceScale, auto: r.auto, eta: s.eta, autoEtas: [...s.autoEtas] },
+    settings: { stepsA: s.stepsA, stepsB: s.stepsB, lrA: s.lrA, lrB: s.lrB, train: s.train, seed: s.seed, steps: s.steps, guidanceScale: s.guidanceScale, auto: r.auto, eta: s.eta, autoEtas: [...s.autoEtas] },
     status: r.status, error: r.error, created: r.created, updated: r.updated, progress: { ...r.progress }, choice: r.choice,
     thumbnail: r.status === 'ready' && r.choice ? renderUrl(r, r.choice.eta, r.choice.seed) : `/api/sessions/${r.id}/files/upload.png`,
   };

@@ -170,6 +170,8 @@ export class InputView {
       }
       (out as Record<FieldKey, number>)[key] = v;
     }
+    const train = byId('train', HTMLSelectElement).value;
+    if (train === 'all' || train === 'attention' || train === 'lora') out.train = train;
     out.auto = this.auto.checked;
     return out;
   }

@@ -22,6 +22,7 @@ export interface BatchArgs {
   preset?: PresetName;
   stepsA?: number;
   stepsB?: number;
+  train?: 'all' | 'attention' | 'lora';
   steps?: number;
   guidance?: number;
   checkpointEvery?: number;
@@ -87,7 +88,7 @@ export async function batch(csv: string, a: BatchArgs): Promise<BatchSummary> {
   const rows: BatchRow[] = readBatchCsv(csv, { allowOutside: a.allowOutside });
   if (!Number.isInteger(a.jobs) || a.jobs < 1) throw new RangeError(`--jobs must be an integer >= 1, got ${a.jobs}`);
   const settings: BatchSettings = {
-    model: a.model, preset: a.preset, stepsA: a.stepsA, stepsB: a.stepsB, steps: a.steps, guidance: a.guidance, checkpointEvery: a.checkpointEvery,
+    model: a.model, preset: a.preset, stepsA: a.stepsA, stepsB: a.stepsB, train: a.train, steps: a.steps, guidance: a.guidance, checkpointEvery: a.checkpointEvery,
     baselines: a.baselines ?? false, strength: a.strength,
   };
   const outDir = path.resolve(a.output);

@@ -99,7 +99,7 @@ export async function runRow(job: RowJob, env: RowEnv, onStep?: RowStep): Promis
     const auto = metrics && (s.auto ?? true);
     const args = {
       model: s.model, dtype: 'float32' as const, device: env.device, threads: env.threads, offline: env.offline, quiet: true, force: true, session,
-      preset: row.preset ?? s.preset, stepsA: s.stepsA, stepsB: s.stepsB, lrA: s.lrA, lrB: s.lrB, seed: s.trainSeed, steps: s.steps, guidance: s.guidance,
+      preset: row.preset ?? s.preset, stepsA: s.stepsA, stepsB: s.stepsB, lrA: s.lrA, lrB: s.lrB, train: s.train, seed: s.trainSeed, steps: s.steps, guidance: s.guidance,
       checkpointEvery: s.checkpointEvery, onStep,
       // Without an eta: the automatic choice, else the preset's eta.
       etas: row.eta !== undefined ? [row.eta] : auto ? ('auto' as const) : [PRESETS[row.preset ?? s.preset ?? defaultPreset(s.model)].eta],
