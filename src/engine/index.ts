@@ -4,7 +4,7 @@ export type { DType, Device, AnyTypedArray } from './dtype.js';
 export { DTYPES, isFloating } from './dtype.js';
 export * from './creation.js';
 export * from './functional.js';
-export { tidy, keep, unkeep, dispose, scopeDepth } from './scope.js';
+export { tidy, keep, unkeep, dispose, release, scopeDepth } from './scope.js';
 export { noGrad, enableGrad, isGradEnabled, grad, type GradOptions } from './autograd.js';
 export { autocast, GradScaler, type AutocastOptions, type GradScalerOptions } from './amp.js';
 export { Generator, manualSeed } from './random.js';

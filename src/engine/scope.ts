@@ -86,6 +86,17 @@ export function tidy<R>(fn: () => R): R {
   return result;
 }
 
+/**
+ * Returns `next` after disposing `prev`, an intermediate that nothing reads any more, as PyTorch's
+ * refcounting would free it: a chain of ops then holds two tensors at a time instead of all of them
+ * until its scope ends (autograd keeps what it saved for the backward pass on its own). Only for
+ * tensors the code itself created, never the caller's.
+ */
+export function release<T extends Trackable>(prev: Trackable, next: T): T {
+  if ((prev as unknown) !== next && !prev.kept) prev.dispose();
+  return next;
+}
+
 /** Disposes every Trackable found in `value` (a tensor, or arrays/objects of them). */
 export function dispose(value: unknown): void {
   const found = new Set<Trackable>();

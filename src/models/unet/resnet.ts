@@ -1,6 +1,6 @@
 // The UNet's convolutional parts: ResnetBlock2D with a timestep-embedding injection, Downsample2D
 // and Upsample2D, as diffusers' models/resnet.py, models/downsampling.py, models/upsampling.py.
-import { dropout, interpolate, pad, tidy, type Tensor } from '../../engine/index.js';
+import { dropout, interpolate, pad, release, tidy, type Tensor } from '../../engine/index.js';
 import { Conv2d, GroupNorm, Linear, Module, type InitOptions } from '../../nn/index.js';
 import { activation, initOf, type ActivationName } from './config.js';
 
@@ -63,26 +63,31 @@ export class ResnetBlock2D extends Module {
       if (x.ndim !== 4 || x.shape[1] !== this.inChannels) {
         throw new Error(`ResnetBlock2D: expected input [B, ${this.inChannels}, H, W], got [${x.shape.join(', ')}]`);
       }
-      let h = this.conv1.forward(this.act(this.norm1.forward(x))); // [B, Cout, H, W]
+      // Each intermediate is freed as soon as the next exists (release): the block's peak memory is two maps, not eight.
+      let h = this.norm1.forward(x);
+      h = release(h, this.act(h));
+      h = release(h, this.conv1.forward(h)); // [B, Cout, H, W]
       let t: Tensor | null = null;
       if (this.time_emb_proj !== null && temb !== null) {
         t = this.time_emb_proj.forward(this.act(temb)).unsqueeze(-1).unsqueeze(-1); // [B, Cout or 2*Cout, 1, 1]
       }
       if (this.timeEmbeddingNorm === 'default') {
-        if (t !== null) h = h.add(t);
-        h = this.norm2.forward(h);
+        if (t !== null) h = release(h, h.add(t));
+        h = release(h, this.norm2.forward(h));
       } else {
-        h = this.norm2.forward(h);
+        h = release(h, this.norm2.forward(h));
         if (t !== null) {
           const [scale, shift] = t.chunk(2, 1);
-          h = h.mul(scale!.add(1)).add(shift!);
+          h = release(h, h.mul(scale!.add(1)));
+          h = release(h, h.add(shift!));
         }
       }
-      h = this.act(h);
-      if (this.dropoutP > 0 && this.training) h = dropout(h, this.dropoutP, true);
-      h = this.conv2.forward(h);
+      h = release(h, this.act(h));
+      if (this.dropoutP > 0 && this.training) h = release(h, dropout(h, this.dropoutP, true));
+      h = release(h, this.conv2.forward(h));
       const shortcut = this.conv_shortcut === null ? x : this.conv_shortcut.forward(x);
-      const out = shortcut.add(h);
+      const out = release(h, shortcut.add(h));
+      if (shortcut !== x) shortcut.dispose();
       return this.outputScaleFactor === 1 ? out : out.div(this.outputScaleFactor);
     });
   }

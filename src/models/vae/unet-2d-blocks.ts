@@ -1,7 +1,7 @@
 // The VAE's building blocks: ResnetBlock2D without time embedding, Downsample2D / Upsample2D, the
 // mid-block self-attention, and DownEncoderBlock2D / UpDecoderBlock2D / UNetMidBlock2D, as diffusers'
 // resnet.py, attention_processor.py (AttnProcessor2_0) and unet_2d_blocks.py build them for AutoencoderKL.
-import { interpolate, pad, scaledDotProductAttention, tidy, type Tensor } from '../../engine/index.js';
+import { interpolate, pad, release, scaledDotProductAttention, tidy, type Tensor } from '../../engine/index.js';
 import { Conv2d, GroupNorm, Linear, Module, ModuleList, type InitOptions } from '../../nn/index.js';
 import type { VaeActivation } from './config.js';
 
@@ -51,10 +51,17 @@ export class ResnetBlock2D extends Module {
   /** [B, Cin, H, W] -> [B, Cout, H, W] */
   forward(x: Tensor): Tensor {
     return tidy(() => {
-      let h = this.conv1.forward(this.act(this.norm1.forward(x)));
-      h = this.conv2.forward(this.act(this.norm2.forward(h))); // dropout is 0 in the SD VAE
+      // Each intermediate is freed as soon as the next exists (release): two maps alive, not seven.
+      let h = this.norm1.forward(x);
+      h = release(h, this.act(h));
+      h = release(h, this.conv1.forward(h));
+      h = release(h, this.norm2.forward(h));
+      h = release(h, this.act(h));
+      h = release(h, this.conv2.forward(h)); // dropout is 0 in the SD VAE
       const skip = this.conv_shortcut ? this.conv_shortcut.forward(x) : x;
-      return skip.add(h);
+      const out = release(h, skip.add(h));
+      if (skip !== x) skip.dispose();
+      return out;
     });
   }
 }
