@@ -85,11 +85,13 @@ test('an interrupted LoRA stage B resumes from its checkpoint to the same adapte
       const restore = () => noGrad(() => { for (const [k, p] of sd.unet.namedParameters()) p.copy_(base.get(k)!); });
       await runEdit(sd, path.join(dir, 'whole'), inputs(G), settings({ checkpointEvery: 2 }));
       restore();
-      let steps = 0;
+      // shouldStop is asked before every step (losses, and so onStep, come in batches): stop before stage B's 4th.
+      let inB = false;
+      let asked = 0;
       const stopAt = 3;
       const r = await runEdit(sd, path.join(dir, 'split'), inputs(G), settings({ checkpointEvery: 2 }), {
-        onStep: (stage) => { if (stage === 'B') steps++; },
-        shouldStop: () => steps >= stopAt,
+        onStage: (stage) => { inB = stage === 'B'; },
+        shouldStop: () => inB && asked++ >= stopAt,
       });
       assert.equal(r.interrupted, true);
       assert.equal(EditSession.open(path.join(dir, 'split')).json.progress.stageB, stopAt);
