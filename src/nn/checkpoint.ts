@@ -4,7 +4,7 @@
 // Done in JavaScript rather than inside libtorch's autograd (whose backward may run on device
 // threads that cannot call JavaScript); the chain's state is a list of tensors, so skip connections
 // ride along as extra entries.
-import { enableGrad, noGrad, tidy, keep, dispose, type Tensor } from '../engine/index.js';
+import { enableGrad, noGrad, tidy, keep, unkeep, dispose, type Tensor } from '../engine/index.js';
 
 /** One segment: state in -> state out (any number of tensors; pass-through entries are allowed). */
 export type Segment = (state: Tensor[]) => Tensor[];
@@ -55,7 +55,8 @@ export function checkpointedBackward(segments: Segment[], inputs: Tensor[], loss
       const g = gradOut[i];
       if (g && x.requiresGrad) x.backward(g);
     });
-    const out = lossValue!;
+    // Back into the caller's scope, as any tensor it creates: its tidy frees or returns it.
+    const out = unkeep(lossValue!);
     lossValue = null;
     return out;
   } finally {

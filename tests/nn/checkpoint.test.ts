@@ -59,3 +59,12 @@ test('inputs passed through the chain unchanged stay the caller\'s', () => {
   assertClose(w.grad!, noGrad(() => x.square()), 1e-6, 1e-6, 'dw');
   assert.ok(Math.abs(value - noGrad(() => x.square().mul(w).sum().item())) < 1e-5);
 });
+
+test('the returned loss belongs to the caller\'s scope: a tidy that derives from it and returns the result frees it', () => {
+  const x = randn([3], { generator: new Generator(1) }).requiresGrad_(true);
+  const step = () => tidy(() => checkpointedBackward([([a]) => [a!.mul(2)]], [x], ([y]) => y!.sum().mul(4)).div(4)); // as fp16 loss scaling does
+  step().dispose();
+  const live = liveTensors();
+  for (let i = 0; i < 3; i++) step().dispose();
+  assert.equal(liveTensors() - live, 0, 'no loss tensor left behind per step');
+});
