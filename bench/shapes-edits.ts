@@ -16,7 +16,8 @@ import { CLIPScorer } from '../src/metrics/index.js';
 import { writePlot } from '../src/io/plot.js';
 import { loadStableDiffusion } from '../src/pipelines/index.js';
 import { AUTO_SEEDS, clipCandidateScorer, DEFAULT_AUTO_RULE, DEFAULT_PRESERVATION, type PreservationMetric } from '../src/pipelines/imagic/auto.js';
-import { resolveSettings } from '../src/pipelines/imagic/presets.js';
+import { resolveSettings, type TrainMode } from '../src/pipelines/imagic/presets.js';
+import type { LoRATargets } from '../src/nn/index.js';
 import { editBenchmarkCases, runEditCase, summarize, type BenchmarkSettings, type CaseResult } from '../src/shapes/edit-benchmark.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -45,7 +46,7 @@ const [shard, shards] = a.shard!.split('/').map(Number) as [number, number];
 const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
 const imagic = resolveSettings('shapes', {
   stepsA: num(a['steps-a']), lrA: num(a['lr-a']), stepsB: num(a['steps-b']), lrB: num(a['lr-b']),
-  train: a.train as 'all' | 'attention' | 'lora' | undefined, loraRank: num(a['lora-rank']), loraTargets: a['lora-targets'] as 'attention' | undefined,
+  train: a.train as TrainMode | undefined, loraRank: num(a['lora-rank']), loraTargets: a['lora-targets'] as LoRATargets | undefined,
 });
 const list = (v: string) => v.split(',').map(Number);
 const settings: BenchmarkSettings = {

@@ -12,7 +12,8 @@ import { dispose, fromBytes, Generator, keep, noGrad, setNumThreads, stack, type
 import { imageToTensor, tensorToImages } from '../src/io/image-tensor.js';
 import { saveSafetensors } from '../src/io/safetensors.js';
 import { loadStableDiffusion, encodePrompt } from '../src/pipelines/index.js';
-import { resolveSettings } from '../src/pipelines/imagic/presets.js';
+import { resolveSettings, type TrainMode } from '../src/pipelines/imagic/presets.js';
+import type { LoRATargets } from '../src/nn/index.js';
 import { encodeImage, fineTune, generatorNoise, invertedNoise, renderEtas, stageA } from '../src/pipelines/imagic/stages.js';
 import { editBenchmarkCases } from '../src/shapes/edit-benchmark.js';
 import { checkEdit, readAttributes } from '../src/shapes/evaluate.js';
@@ -36,7 +37,7 @@ if (a.threads) setNumThreads(Number(a.threads));
 const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
 const s = resolveSettings('shapes', {
   stepsA: num(a['steps-a']), lrA: num(a['lr-a']), stepsB: num(a['steps-b']), lrB: num(a['lr-b']),
-  train: a.train as 'all' | 'attention' | 'lora' | undefined, loraRank: num(a['lora-rank']), loraTargets: a['lora-targets'] as 'attention' | undefined, guidanceScale: num(a.guidance), steps: num(a.steps),
+  train: a.train as TrainMode | undefined, loraRank: num(a['lora-rank']), loraTargets: a['lora-targets'] as LoRATargets | undefined, guidanceScale: num(a.guidance), steps: num(a.steps),
 });
 const etas = a.etas!.split(',').map(Number), seeds = a.seeds!.split(',').map(Number);
 const [shard, shards] = a.shard!.split('/').map(Number) as [number, number];

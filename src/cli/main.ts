@@ -17,7 +17,8 @@ import { DEFAULT_LOCK_MS, startWorker } from './batch/queue.js';
 import { DEFAULT_TRAIN_SETTINGS } from '../shapes/train/index.js';
 import { int, num, parseEtas, parseSeeds } from './options.js';
 import { DEFAULT_HUB_CLIP } from './metrics.js';
-import { AUTO_SEEDS, DEFAULT_AUTO_RULE, DEFAULT_PRESERVATION, PRESETS, seedLabel } from '../pipelines/imagic/index.js';
+import { AUTO_SEEDS, DEFAULT_AUTO_RULE, DEFAULT_PRESERVATION, PRESETS, TRAIN_MODES, seedLabel } from '../pipelines/imagic/index.js';
+import { LORA_TARGETS } from '../nn/index.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 /** The embedded model, once the project ships it (models/shapes-64). */
@@ -122,9 +123,9 @@ function trainingOptions(cmd: Command): Command {
     .option('--steps-b <n>', 'stage B steps (UNet fine-tuning)', int('steps-b', 0))
     .option('--lr-a <lr>', 'stage A learning rate (default 1e-3)', num('lr-a', { positive: true }))
     .option('--lr-b <lr>', 'stage B learning rate (default: the preset\'s for what stage B trains, e.g. 2e-6 for all weights, 1e-4 for LoRA)', num('lr-b', { positive: true }))
-    .addOption(new Option('--train <what>', 'what stage B trains: all UNet weights, the attention layers, or LoRA adapters on a frozen UNet (the session keeps megabytes instead of the UNet; far less memory to train)').choices(['all', 'attention', 'lora']))
+    .addOption(new Option('--train <what>', 'what stage B trains: all UNet weights, the attention layers, or LoRA adapters on a frozen UNet (the session keeps megabytes instead of the UNet; far less memory to train)').choices([...TRAIN_MODES]))
     .option('--lora-rank <r>', 'rank of the LoRA adapters (default 4)', int('lora-rank', 1))
-    .addOption(new Option('--lora-targets <layers>', 'which layers get LoRA adapters: the attention projections (to_q, to_k, to_v, to_out), or those and the resnets\' convolutions').choices(['attention', 'attention+resnets']))
+    .addOption(new Option('--lora-targets <layers>', 'which layers get LoRA adapters: the attention projections (to_q, to_k, to_v, to_out), or those and the resnets\' convolutions').choices([...LORA_TARGETS]))
     .addOption(new Option('--mixed-precision <mode>', 'autocast for training, with fp32 master weights').choices(['no', 'bf16', 'fp16']))
     .option('--seed <n>', 'training seed: fixes the timesteps and noise of stages A and B', int('seed', 0))
     .option('--sample-latent', 'encode the image as a sample of the VAE posterior instead of its mean')
@@ -227,7 +228,7 @@ program
   .addOption(new Option('--preset <name>', 'training preset for rows without their own (default: shapes on the embedded model, else default)').choices(['default', 'thorough', 'fast', 'shapes']))
   .option('--steps-a <n>', 'stage A steps', int('steps-a', 0))
   .option('--steps-b <n>', 'stage B steps', int('steps-b', 0))
-  .addOption(new Option('--train <what>', 'what stage B trains (default: the preset\'s): LoRA adapters (small sessions), all UNet weights, or the attention weights').choices(['all', 'attention', 'lora']))
+  .addOption(new Option('--train <what>', 'what stage B trains (default: the preset\'s): LoRA adapters (small sessions), all UNet weights, or the attention weights').choices([...TRAIN_MODES]))
   .option('--steps <n>', 'sampling steps', int('steps', 1))
   .option('-g, --guidance <scale>', 'classifier-free guidance scale', num('guidance'))
   .option('--checkpoint-every <n>', 'save resumable stage B progress every n steps (default 100)', int('checkpoint-every', 0))

@@ -1,7 +1,7 @@
 // An Imagic edit as a job: what `imagic batch` runs itself or puts on the Redis queue, what the web
 // editor hands to the queue (`imagic serve --queue`), and what `imagic worker` takes from it. A payload
 // that is not one is refused before anything runs.
-import { PRESETS, type PresetName } from '../pipelines/imagic/index.js';
+import { PRESETS, TRAIN_MODES, type PresetName, type TrainMode } from '../pipelines/imagic/index.js';
 
 /** One row of a batch file (src/cli/batch/csv.ts), or one edit of the web editor. */
 export interface BatchRow {
@@ -31,7 +31,7 @@ export interface BatchSettings {
   lrA?: number;
   lrB?: number;
   /** What stage B trains (default: the preset's). */
-  train?: 'all' | 'attention' | 'lora';
+  train?: TrainMode;
   /** The training seed (stages A and B). */
   trainSeed?: number;
   steps?: number;
@@ -81,7 +81,7 @@ export function checkRowJob(x: unknown): RowJob {
   if (!isObj(s) || typeof s.model !== 'string' || typeof s.baselines !== 'boolean' || typeof s.strength !== 'number') throw new MalformedJobError('settings');
   for (const k of ['stepsA', 'stepsB', 'lrA', 'lrB', 'trainSeed', 'steps', 'guidance', 'checkpointEvery']) if (!optNum(s[k])) throw new MalformedJobError(`settings.${k}`);
   if (s.auto !== undefined && typeof s.auto !== 'boolean') throw new MalformedJobError('settings.auto');
-  if (s.train !== undefined && !['all', 'attention', 'lora'].includes(s.train as string)) throw new MalformedJobError('settings.train');
+  if (s.train !== undefined && !TRAIN_MODES.includes(s.train as TrainMode)) throw new MalformedJobError('settings.train');
   if (x.session !== undefined && !(typeof x.session === 'string' && x.session.startsWith('/'))) throw new MalformedJobError('session must be an absolute path');
   return x as unknown as RowJob;
 }

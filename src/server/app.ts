@@ -11,7 +11,7 @@ import { secureHeaders } from 'hono/secure-headers';
 import { streamSSE } from 'hono/streaming';
 import * as tar from 'tar';
 import { ImageError, readImage, writeFileAtomic, writePng } from '../io/image.js';
-import { PRESETS, defaultPreset, resolveClipSource, resolveSettings, type PresetName } from '../pipelines/imagic/index.js';
+import { PRESETS, TRAIN_MODES, defaultPreset, resolveClipSource, resolveSettings, type PresetName, type TrainMode } from '../pipelines/imagic/index.js';
 import type { ApiError, EditSettings, NewSession, Options, ServerEvent, Upload } from './api.js';
 import type { ExampleImage } from './examples.js';
 import { ConflictError, type Jobs } from './jobs.js';
@@ -79,14 +79,14 @@ function parseSettings(s: EditSettings | undefined) {
   const unknown = Object.keys(x).filter((k) => !known.includes(k));
   if (unknown.length > 0) throw new HttpError(400, `unknown settings: ${unknown.join(', ')} (known: ${known.join(', ')})`);
   if (x.auto !== undefined && typeof x.auto !== 'boolean') throw new HttpError(400, 'settings.auto must be true or false');
-  if (x.train !== undefined && !['all', 'attention', 'lora'].includes(x.train as string)) throw new HttpError(400, 'settings.train must be "lora", "all" or "attention"');
+  if (x.train !== undefined && !TRAIN_MODES.includes(x.train as TrainMode)) throw new HttpError(400, 'settings.train must be "lora", "all" or "attention"');
   return {
     overrides: {
       stepsA: number(x.stepsA, 'stepsA', { int: true, min: 0, max: 100_000 }), stepsB: number(x.stepsB, 'stepsB', { int: true, min: 0, max: 100_000 }),
       lrA: number(x.lrA, 'lrA', { min: 1e-9, max: 1 }), lrB: number(x.lrB, 'lrB', { min: 1e-12, max: 1 }),
       seed: number(x.seed, 'seed', { int: true, min: 0, max: 2 ** 31 - 1 }), steps: number(x.steps, 'steps', { int: true, min: 1, max: 1000 }),
       guidanceScale: number(x.guidanceScale, 'guidanceScale', { min: 0, max: 50 }),
-      train: x.train as 'all' | 'attention' | 'lora' | undefined,
+      train: x.train as TrainMode | undefined,
     },
     auto: (x.auto as boolean | undefined) ?? true,
   };

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { PresetName } from '../../pipelines/imagic/index.js';
+import type { PresetName, TrainMode } from '../../pipelines/imagic/index.js';
 import { logger } from '../model.js';
 import { stepProgress } from '../progress.js';
 import { readBatchCsv, type BatchRow } from './csv.js';
@@ -22,7 +22,7 @@ export interface BatchArgs {
   preset?: PresetName;
   stepsA?: number;
   stepsB?: number;
-  train?: 'all' | 'attention' | 'lora';
+  train?: TrainMode;
   steps?: number;
   guidance?: number;
   checkpointEvery?: number;

@@ -100,9 +100,10 @@ export async function runEdit(sd: StableDiffusion, dir: string, inputs: EditInpu
 
     // Stage B: fine-tune the UNet (or LoRA adapters on it) at e_opt, checkpointing every settings.checkpointEvery steps.
     if (!session.json.progress.stageBDone) {
-      const lora = settings.train === 'lora' ? createLoRA(sd, settings) : undefined;
+      const full = settings.train === 'lora' ? undefined : settings.train;
+      const lora = full === undefined ? createLoRA(sd, settings) : undefined;
       try {
-        const trained = lora ? lora.namedParameters().map(([n]) => n) : trainableNames(sd, settings.train as 'all' | 'attention');
+        const trained = full === undefined ? lora!.namedParameters().map(([n]) => n) : trainableNames(sd, full);
         const resume = session.loadCheckpoint(sd, lora);
         if (resume) {
           rng.setState(resume.rngState);
@@ -110,7 +111,7 @@ export async function runEdit(sd: StableDiffusion, dir: string, inputs: EditInpu
         }
         hooks.onStage?.('B', settings.stepsB, resume?.done ?? 0);
         const b = await stageB(sd, emb.latent, emb.eOpt, {
-          steps: settings.stepsB, lr: settings.lrB, train: lora ? undefined : settings.train as 'all' | 'attention', lora, noise: generatorNoise(rng, emb.latent),
+          steps: settings.stepsB, lr: settings.lrB, train: full, lora, noise: generatorNoise(rng, emb.latent),
           mixedPrecision: settings.mixedPrecision, gradientCheckpointing: settings.gradientCheckpointing,
           resume: resume ? { optimizer: resume.optimizer, done: resume.done } : undefined,
           checkpoint: { every: settings.checkpointEvery, save: (done, opt) => session.saveCheckpoint(sd, done, opt, rng, trained, lora) },

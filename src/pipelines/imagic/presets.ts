@@ -2,6 +2,10 @@
 import { LORA_TARGETS, type LoRATargets } from '../../nn/index.js';
 import { isShapesModel } from '../../shapes/domain.js';
 
+/** What stage B trains: every UNet weight, the attention layers' weights, or LoRA adapters on a frozen UNet. */
+export type TrainMode = 'all' | 'attention' | 'lora';
+export const TRAIN_MODES: readonly TrainMode[] = ['all', 'attention', 'lora'];
+
 export interface ImagicSettings {
   /** Stage A: text-embedding optimization steps and learning rate (Adam). */
   stepsA: number;
@@ -13,7 +17,7 @@ export interface ImagicSettings {
    * What Stage B trains: every UNet weight, the attention layers' weights, or LoRA adapters on a
    * frozen UNet (a session stores megabytes instead of the UNet; far less memory to train).
    */
-  train: 'all' | 'attention' | 'lora';
+  train: TrainMode;
   /** LoRA's rank and the layers that get adapters (with train 'lora'). */
   loraRank: number;
   loraTargets: LoRATargets;
@@ -98,7 +102,7 @@ export function resolveSettings(preset: PresetName = 'default', overrides: Parti
   if (!Number.isFinite(s.guidanceScale)) throw new RangeError(`guidanceScale must be a number, got ${s.guidanceScale}`);
   if (!Number.isFinite(s.eta)) throw new RangeError(`eta must be a number, got ${s.eta}`);
   if (!Array.isArray(s.autoEtas) || s.autoEtas.length === 0 || !s.autoEtas.every(Number.isFinite)) throw new RangeError(`autoEtas must be a non-empty list of numbers, got ${JSON.stringify(s.autoEtas)}`);
-  if (!['all', 'attention', 'lora'].includes(s.train)) throw new RangeError(`train must be 'all', 'attention' or 'lora', got '${s.train}'`);
+  if (!TRAIN_MODES.includes(s.train)) throw new RangeError(`train must be 'all', 'attention' or 'lora', got '${s.train}'`);
   intAtLeast('loraRank', 1);
   if (!LORA_TARGETS.includes(s.loraTargets)) throw new RangeError(`loraTargets must be one of ${LORA_TARGETS.join(', ')}, got '${s.loraTargets}'`);
   if (!['no', 'bf16', 'fp16'].includes(s.mixedPrecision)) throw new RangeError(`mixedPrecision must be no, bf16 or fp16, got '${s.mixedPrecision}'`);

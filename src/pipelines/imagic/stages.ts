@@ -6,6 +6,7 @@ import {
   autocast, cat, dispose, Generator, GradScaler, keep, mseLoss, noGrad, optim, randint, randn, stack, tidy, type Tensor,
 } from '../../engine/index.js';
 import { checkpointedBackward, LoRA, loraMergedWeightNames, type LoRATargets } from '../../nn/index.js';
+import type { TrainMode } from './presets.js';
 import type { StableDiffusion } from '../stable-diffusion.js';
 import { text2img } from '../text2img.js';
 import { encodeImage as encodeImageLatent } from '../img2img.js';
@@ -166,11 +167,8 @@ export async function stageA(sd: StableDiffusion, latent: Tensor, eTgt: Tensor, 
   return { eOpt, losses: reader.losses };
 }
 
-/** What stage B trains: every UNet weight, the attention layers' weights, or LoRA adapters (the base frozen). */
-export type TrainMode = 'all' | 'attention' | 'lora';
-
 /** Names of the UNet parameters Stage B trains in full ('all' or 'attention'). */
-export function trainableNames(sd: StableDiffusion, train: 'all' | 'attention'): string[] {
+export function trainableNames(sd: StableDiffusion, train: Exclude<TrainMode, 'lora'>): string[] {
   const names = sd.unet.namedParameters().map(([n]) => n);
   return train === 'all' ? names : names.filter((n) => /\.attn[12]\./.test(n));
 }
@@ -186,7 +184,7 @@ export function createLoRA(sd: StableDiffusion, s: { loraRank: number; loraTarge
 }
 
 export interface StageBOptions extends StageOptions {
-  train?: 'all' | 'attention';
+  train?: Exclude<TrainMode, 'lora'>;
   /** Train these adapters (attached to sd.unet) instead of the UNet's weights, which stay frozen. */
   lora?: LoRA;
   /** Resume: the optimizer state saved by a checkpoint, and how many steps were done. */
