@@ -80,7 +80,9 @@ async function main() {
   const libs = ['-ltorch', '-ltorch_cpu', '-lc10', ...(torch.cuda ? ['-ltorch_cuda', '-lc10_cuda'] : [])];
   const ldflags = [
     ...torch.libDirs.flatMap((d) => [`-L${d}`, `-Wl,-rpath,${d}`]),
-    '-Wl,--no-as-needed', ...libs,
+    // Bind every symbol at load: a libtorch of another version or C++ ABI then fails the require with
+    // 'undefined symbol' (which the engine explains) instead of killing the process at the first call.
+    '-Wl,-z,now', '-Wl,--no-as-needed', ...libs,
   ];
   const cxx = process.env.CXX || 'g++';
   const signature = createHash('sha256').update(JSON.stringify([cxx, cflags, ldflags])).digest('hex');

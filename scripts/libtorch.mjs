@@ -69,3 +69,37 @@ function fromSystem() {
 export function findLibtorch() {
   return fromLibtorchEnv() ?? fromPython() ?? fromSystem();
 }
+
+export const TORCH_PIN = 'torch==2.13.0';
+
+/** The three ways to provide libtorch, as the install script and the engine's errors list them. */
+export const LIBTORCH_WAYS = [
+  '1. LIBTORCH=/path/to/libtorch: a libtorch folder with include/ and lib/ (e.g. unzipped from pytorch.org; LIBTORCH_CXX11_ABI=0 for a pre-cxx11 build)',
+  `2. the torch of python3 (or of $PYTHON): python3 -m pip install ${TORCH_PIN}`,
+  '3. a system libtorch under /usr/local or /usr (include/ATen/ATen.h and lib/libtorch_cpu.so)',
+];
+
+/**
+ * findLibtorch(), else (unless `install` is false) the CPU torch wheel installed for python3 with pip.
+ * Returns { torch } or { torch: null, why } saying why none could be found or installed.
+ */
+export function ensureLibtorch({ install = true, say = () => {}, stdio = 'inherit' } = {}) {
+  const found = findLibtorch();
+  if (found) return { torch: found, installed: false };
+  const python = process.env.PYTHON || 'python3';
+  if (!install) return { torch: null, why: 'none found, and installing one was turned off (IMAGIC_INSTALL_TORCH=0)' };
+  try {
+    execFileSync(python, ['--version'], { stdio: 'ignore' });
+  } catch {
+    return { torch: null, why: `none found, and there is no ${python} to install torch with` };
+  }
+  say(`no libtorch found: installing the CPU build with pip (${python} -m pip install ${TORCH_PIN})`);
+  try {
+    execFileSync(python, ['-m', 'pip', 'install', '--disable-pip-version-check', '--quiet', TORCH_PIN], { stdio });
+  } catch (e) {
+    return { torch: null, why: `none found, and \`${python} -m pip install ${TORCH_PIN}\` failed (${String(e.message).split('\n')[0]})` };
+  }
+  const torch = findLibtorch();
+  if (!torch) return { torch: null, why: `${TORCH_PIN} was installed, but ${python} still does not import it` };
+  return { torch, installed: true };
+}

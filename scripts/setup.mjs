@@ -1,14 +1,13 @@
 // Installs and builds whatever is missing, idempotently: npm packages, libtorch (the CPU torch
 // wheel for python3 when no libtorch is found), the native addon, the TypeScript build.
 // Run by `npm test` and `npm run bench` before they start; `npm run setup` runs it alone.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const quiet = process.argv.includes('--quiet');
-const TORCH_PIN = 'torch==2.13.0';
 const say = (msg) => console.log(`[setup] ${msg}`);
 
 function step(what, cmd, args, opts = {}) {
@@ -33,23 +32,11 @@ if (need.some((p) => !existsSync(path.join(root, 'node_modules', p, 'package.jso
 }
 
 // 2. libtorch
-const { findLibtorch } = await import('./libtorch.mjs');
-let torch = findLibtorch();
+const { ensureLibtorch, LIBTORCH_WAYS } = await import('./libtorch.mjs');
+const { torch, why } = ensureLibtorch({ say });
 if (!torch) {
-  const python = process.env.PYTHON || 'python3';
-  try {
-    execFileSync(python, ['--version'], { stdio: 'ignore' });
-  } catch {
-    console.error('[setup] no libtorch found and no python3 to install one: set LIBTORCH to a libtorch folder (with include/ and lib/).');
-    process.exit(1);
-  }
-  step(`no libtorch found: installing the CPU build with pip (${python} -m pip install ${TORCH_PIN})`,
-    python, ['-m', 'pip', 'install', '--disable-pip-version-check', '--quiet', TORCH_PIN]);
-  torch = findLibtorch();
-  if (!torch) {
-    console.error('[setup] torch installed, but python3 still does not import it; see the pip output above.');
-    process.exit(1);
-  }
+  console.error(`[setup] no libtorch: ${why}. Provide it in one of three ways, then run this again:\n  ${LIBTORCH_WAYS.join('\n  ')}`);
+  process.exit(1);
 }
 if (!quiet) say(`libtorch: ${torch.source}${torch.cuda ? ' (CUDA)' : ''}`);
 

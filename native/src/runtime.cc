@@ -2,6 +2,7 @@
 #include "common.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/Version.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/version.h>
@@ -45,10 +46,23 @@ IMAGIC_OP(synchronize) {
   return info.Env().Undefined();
 }
 
+// The version of the libtorch loaded now (at::show_config() lives in libtorch_cpu, so it reports the
+// library found at load time, which may differ from the headers the addon was compiled with).
+static std::string runtimeTorchVersion() {
+  auto config = at::show_config();
+  auto at = config.find("TORCH_VERSION=");
+  if (at == std::string::npos) return "";
+  auto start = at + std::string("TORCH_VERSION=").size();
+  auto end = config.find_first_of(", \n", start);
+  return config.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
 IMAGIC_OP(buildInfo) {
   auto env = info.Env();
   auto o = Napi::Object::New(env);
   o.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
+  // The libtorch actually loaded: its own build settings name its version (TORCH_VERSION=x.y.z).
+  o.Set("runtimeTorchVersion", Napi::String::New(env, runtimeTorchVersion()));
   o.Set("cuda", Napi::Boolean::New(env, at::hasCUDA()));
   o.Set("threads", Napi::Number::New(env, at::get_num_threads()));
 #ifdef IMAGIC_CUDA

@@ -5,9 +5,9 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { dispose, type Tensor } from '../engine/index.js';
-import { imageToTensor, prepareImage, readImage, tensorToImage, writeFileAtomic, writePng, type RgbImage } from '../io/image.js';
+import { tensorToImage, writeFileAtomic, writePng, type RgbImage } from '../io/image.js';
 import {
-  AUTO_ETAS, AUTO_SEEDS, DEFAULT_AUTO_RULE, EditSession, INVERTED_SEED, autoChoose, imageHash, invertedNoise, type Candidate, type CandidateScorer, type Embeddings,
+  AUTO_ETAS, AUTO_SEEDS, DEFAULT_AUTO_RULE, EditSession, INVERTED_SEED, autoChoose, invertedNoise, type Candidate, type CandidateScorer, type Embeddings,
 } from '../pipelines/imagic/index.js';
 import type { StableDiffusion } from '../pipelines/index.js';
 import {
@@ -15,6 +15,7 @@ import {
   type ClipSource, type MetricsFiles, type MetricsReport,
 } from './metrics.js';
 import { checkOutputs, withSuffix } from './options.js';
+export { loadSessionInput, saveSessionInput } from '../api/input.js';
 import { stepProgress } from './progress.js';
 
 /** --eta: numbers, or 'auto'. */
@@ -67,27 +68,6 @@ export function checkPlan(p: RenderPlan, force: boolean, extraPngs: string[] = [
   checkOutputs([...new Set([...pngs, ...extraPngs, ...(p.report ? [p.report.plot] : [])])], force);
   const others = [...(p.report ? [p.report.json, p.report.csv] : []), ...(p.auto ? p.files.values() : [])].filter((f) => existsSync(f));
   if (others.length > 0 && !force) throw new Error(`${others.length > 3 ? `${others.slice(0, 3).join(', ')} and ${others.length - 3} more` : others.join(', ')} already exist${others.length === 1 ? 's' : ''} (use --force to overwrite)`);
-}
-
-/** Where the model saw the input: <session>/input.png (what --eta auto on `render` compares candidates with). */
-export async function saveSessionInput(dir: string, input: Tensor): Promise<void> {
-  await writePng(path.join(dir, 'input.png'), tensorToImage(input));
-}
-
-/** The session's input [1, 3, H, W]: its input.png, else the recorded source image prepared again; checked against the recorded hash. */
-export async function loadSessionInput(session: EditSession): Promise<Tensor> {
-  const own = session.file('input.png');
-  const { source, width, height, sha256 } = session.json.image;
-  let img: RgbImage;
-  if (existsSync(own)) img = await readImage(own);
-  else if (existsSync(source)) img = await prepareImage(await readImage(source), { width, height, mode: 'center-crop' });
-  else throw new Error(`session ${session.dir}: --eta auto and --metrics compare with the input, but the session has no input.png and its input ${source} is gone`);
-  const t = imageToTensor(img);
-  if (imageHash(t) !== sha256) {
-    t.dispose();
-    throw new Error(`session ${session.dir}: ${existsSync(own) ? own : source} is not the image this session was trained on (its hash differs)`);
-  }
-  return t;
 }
 
 export interface ReportContext {

@@ -2,17 +2,18 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { dispose, type Tensor } from '../engine/index.js';
-import { imageToTensor, prepareImage, readImage, tensorToImage, writePng, type RgbImage } from '../io/image.js';
+import { tensorToImage, writePng, type RgbImage } from '../io/image.js';
 import { contactSheet } from '../io/sheet.js';
 import { disposeStableDiffusion, type StableDiffusion } from '../pipelines/index.js';
 import { AUTO_ETAS, DEFAULT_PRESERVATION, EditSession, defaultPreset, INVERTED_SEED, etaWarning, openForRender, renderGrid, resolveSettings, runEdit, type Candidate, type CandidateScorer, type PreservationMetric, type EditInputs, type EditResult, type Embeddings, type ImagicSettings, type PresetName, type TrainMode } from '../pipelines/imagic/index.js';
 import type { LoRATargets } from '../nn/index.js';
 import { interruptFlag } from './options.js';
+import { loadInputImage } from '../api/input.js';
 import { checkPlan, finishReport, gridKey, metricsReport, planRender, renderAuto, saveSessionInput, loadSessionInput, scoreImage, type EtaSpec, type RenderPlan, type ReportContext } from './auto.js';
 import { formatEta, loadCandidateScorer, seedText, type ClipSource, type MetricsReport } from './metrics.js';
 import { stepProgress, type StepProgress } from './progress.js';
 import { loadModel, logger, type ModelArgs } from './model.js';
-import { captionWarnings, imageDomainWarning, isShapesModel } from '../shapes/domain.js';
+import { captionWarnings, isShapesModel } from '../shapes/domain.js';
 
 export interface RenderArgs {
   output: string;
@@ -109,17 +110,8 @@ export async function renderPlanned(sd: StableDiffusion, emb: Embeddings, p: Ren
 
 /** Loads and prepares the input image at the model's resolution ([1, 3, H, W] in [-1, 1]). */
 export async function loadInput(file: string, sd: StableDiffusion, log: (m: string) => void): Promise<Tensor> {
-  const img = await readImage(file);
-  const size = (sd.unet.config.sample_size ?? 64) * 8;
-  if (img.width !== size || img.height !== size) log(`note: ${file} is ${img.width}x${img.height}; resized and center-cropped to the model's ${size}x${size}`);
-  const prepared = await prepareImage(img, { width: size, height: size, mode: 'center-crop' });
-  if (isShapesModel(sd.root)) {
-    const w = imageDomainWarning(prepared);
-    if (w) log(`warning: ${w}`);
-  }
-  return imageToTensor(prepared);
+  return loadInputImage(file, sd, log);
 }
-
 
 /** Warns about target text the Shapes-64 model cannot know (other models: nothing to check). */
 export function checkTargetText(model: string, text: string, log: (m: string) => void): void {

@@ -1,8 +1,6 @@
 #!/usr/bin/env node
 // The imagic command line: thin argument parsing over the pipelines.
 import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { generate } from './generate.js';
 import { edit, render } from './edit.js';
@@ -19,16 +17,16 @@ import { int, num, parseEtas, parseSeeds } from './options.js';
 import { DEFAULT_HUB_CLIP } from './metrics.js';
 import { AUTO_SEEDS, DEFAULT_AUTO_RULE, DEFAULT_PRESERVATION, PRESETS, TRAIN_MODES, seedLabel } from '../pipelines/imagic/index.js';
 import { LORA_TARGETS } from '../nn/index.js';
+import { EMBEDDED_MODEL } from '../api/pipeline.js';
+import { VERSION } from '../version.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-/** The embedded model, once the project ships it (models/shapes-64). */
-const EMBEDDED_MODEL = path.join(root, 'models', 'shapes-64');
 
 const DEFAULT_STEPS = { vae: DEFAULT_TRAIN_SETTINGS.vae.steps, unet: DEFAULT_TRAIN_SETTINGS.unet.steps };
 
 const program = new Command()
   .name('imagic')
   .description('Text-based editing of real photos with diffusion models (Imagic on Stable Diffusion v1.x), on libtorch.')
+  .version(`${VERSION}`, '-V, --version', 'print the version of imagic')
   .showHelpAfterError('(run with --help for usage)');
 
 program

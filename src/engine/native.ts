@@ -1,7 +1,7 @@
 // Loads the libtorch Node-API addon (native/) and declares its interface. Only the engine imports
 // this file; everything above the engine uses Tensor.
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -125,7 +125,7 @@ export interface NativeBinding {
   cudaAvailable(): boolean;
   cudaDeviceCount(): number;
   synchronize(device: number): void;
-  buildInfo(): { torchVersion: string; cuda: boolean; threads: number; builtWithCuda: boolean };
+  buildInfo(): { torchVersion: string; runtimeTorchVersion: string; cuda: boolean; threads: number; builtWithCuda: boolean };
   autocastEnter(deviceType: string, dtype: string): [boolean, string];
   autocastExit(deviceType: string, wasEnabled: boolean, dtype: string): void;
   // reference (bench): the UNet forward in C++ over ATen, timed with no JavaScript in the loop
@@ -147,6 +147,16 @@ export const BINARY = {
 
 export const REDUCE = { sum: 0, mean: 1, amax: 2, amin: 3, all: 5, any: 6 } as const;
 
+/** How to build the addon again: in a checkout `npm run setup`; in an installed package `npm rebuild imagic`. */
+export const REBUILD_HINT = 'rebuild it with `npm rebuild imagic` (in a clone of the repository: `npm run setup`)';
+
+/** The three ways to provide libtorch (scripts/install.mjs prints the same). */
+export const LIBTORCH_WAYS = [
+  '1. LIBTORCH=/path/to/libtorch: a libtorch folder with include/ and lib/ (e.g. unzipped from pytorch.org; LIBTORCH_CXX11_ABI=0 for a pre-cxx11 build)',
+  '2. the torch of python3 (or of $PYTHON): python3 -m pip install torch==2.13.0',
+  '3. a system libtorch under /usr/local or /usr (include/ATen/ATen.h and lib/libtorch_cpu.so)',
+].join('\n  ');
+
 function addonPath(): string {
   if (process.env.IMAGIC_ADDON) return process.env.IMAGIC_ADDON;
   // dist/src/engine/native.js or src/engine/native.ts -> <root>/build/Release/imagic.node
@@ -157,10 +167,59 @@ function addonPath(): string {
     dir = path.dirname(dir);
   }
   throw new Error(
-    'imagic: the native addon (build/Release/imagic.node) is not built. Run `npm run setup` ' +
-      '(it finds or installs libtorch and compiles the addon), or set IMAGIC_ADDON.',
+    'imagic: the native addon (build/Release/imagic.node) is not built. It is built against libtorch when imagic ' +
+      `is installed; ${REBUILD_HINT}, or set IMAGIC_ADDON. libtorch comes from, in this order:\n  ${LIBTORCH_WAYS}`,
   );
 }
 
-const require = createRequire(import.meta.url);
-export const native: NativeBinding = require(addonPath());
+/** What build-native.mjs recorded about the libtorch the addon was compiled against. */
+function builtAgainst(addon: string): string {
+  try {
+    const info = JSON.parse(readFileSync(path.join(path.dirname(addon), 'libtorch.json'), 'utf8')) as { source?: string; libDirs?: string[]; abi?: number };
+    return `${info.source ?? 'an unknown libtorch'} in ${(info.libDirs ?? []).join(', ')}, C++ ABI ${info.abi === 0 ? 'pre-cxx11' : 'cxx11'}`;
+  } catch {
+    return 'an unrecorded libtorch';
+  }
+}
+
+/** Turns a failed load of the addon into one message that says what went wrong and what to do. */
+export function explainLoadError(addon: string, message: string): string {
+  const first = message.split('\n')[0]!;
+  const built = builtAgainst(addon);
+  const missing = /(lib(torch|c10)[\w.-]*\.so[\w.]*): cannot open shared object file/.exec(message);
+  if (missing) {
+    return `imagic: libtorch is gone: the addon ${addon} was built against ${built}, and ${missing[1]} cannot be found there any more ` +
+      `(torch uninstalled, moved, or another Python). Provide libtorch again and ${REBUILD_HINT}:\n  ${LIBTORCH_WAYS}`;
+  }
+  const symbol = /undefined symbol: (\S+)/.exec(message);
+  if (symbol) {
+    const abi = /__cxx11|St7__cxx11|B5cxx11/.test(symbol[1]!) ? 'cxx11' : /Ss|Sb|basic_string/.test(symbol[1]!) ? 'pre-cxx11' : null;
+    return `imagic: the addon does not match the libtorch it loads (undefined symbol ${symbol[1]}${abi ? `, a ${abi}-ABI name` : ''}). ` +
+      `It was built against ${built}; the libtorch found now has another version or C++ ABI (_GLIBCXX_USE_CXX11_ABI). ` +
+      `Point imagic at one libtorch and ${REBUILD_HINT}; for a pre-cxx11 libtorch set LIBTORCH_CXX11_ABI=0.`;
+  }
+  if (/invalid ELF header|wrong ELF class|file too short/.test(message)) {
+    return `imagic: ${addon} is not a loadable addon for this machine (${first}). To fix: ${REBUILD_HINT}.`;
+  }
+  return `imagic: the native addon ${addon} failed to load: ${first}. To fix: ${REBUILD_HINT}.`;
+}
+
+/** The addon, loaded, with the libtorch it runs on checked against the one it was compiled with. */
+function loadAddon(): NativeBinding {
+  const addon = addonPath();
+  const require = createRequire(import.meta.url);
+  let binding: NativeBinding;
+  try {
+    binding = require(addon) as NativeBinding;
+  } catch (e) {
+    throw new Error(explainLoadError(addon, e instanceof Error ? e.message : String(e)));
+  }
+  const info = binding.buildInfo();
+  if (info.runtimeTorchVersion && info.runtimeTorchVersion !== info.torchVersion) {
+    throw new Error(`imagic: the addon was compiled against libtorch ${info.torchVersion} (${builtAgainst(addon)}), but libtorch ` +
+      `${info.runtimeTorchVersion} is loaded: ${REBUILD_HINT}.`);
+  }
+  return binding;
+}
+
+export const native: NativeBinding = loadAddon();

@@ -11,7 +11,7 @@ export function setNumThreads(n: number): void {
 export function getNumThreads(): number {
   return native.getNumThreads();
 }
-export function buildInfo(): { torchVersion: string; cuda: boolean; threads: number; builtWithCuda: boolean } {
+export function buildInfo(): { torchVersion: string; runtimeTorchVersion: string; cuda: boolean; threads: number; builtWithCuda: boolean } {
   return native.buildInfo();
 }
 

@@ -162,6 +162,15 @@ export interface WritePngOptions {
   compressionLevel?: number;
 }
 
+/** The bytes of an 8-bit RGB PNG of the image (an RgbImage, or a tensor as writePng takes). */
+export async function encodePng(image: RgbImage | Tensor, opts: Pick<WritePngOptions, 'compressionLevel'> = {}): Promise<Buffer> {
+  const img = image instanceof Tensor ? tensorToImage(image) : image;
+  checkImage(img, 'image');
+  return sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+    .png({ compressionLevel: opts.compressionLevel ?? 6 })
+    .toBuffer();
+}
+
 /**
  * Writes an RgbImage, or a [1, 3, H, W] / [3, H, W] tensor in [-1, 1] (see tensorToImage), as an
  * 8-bit RGB PNG. Atomic: the bytes go to a hidden temporary file in the same folder, are flushed,
@@ -180,9 +189,7 @@ export async function writePng(file: string, image: RgbImage | Tensor, opts: Wri
     if (s === null) throw new ImageError(file, `cannot write ${file}: folder ${dir} does not exist (pass mkdir: true to create it)`);
     if (!s.isDirectory()) throw new ImageError(file, `cannot write ${file}: ${dir} is not a folder`);
   }
-  const png = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
-    .png({ compressionLevel: opts.compressionLevel ?? 6 })
-    .toBuffer();
+  const png = await encodePng(img, opts);
   try {
     await writeFileAtomic(file, png);
   } catch (e) {
