@@ -25,7 +25,13 @@ const major = Number(process.versions.node.split('.')[0]);
 if (major < 20) fail(`Node.js ${process.versions.node} is too old: imagic needs Node.js 20 or newer.`);
 
 const t0 = Date.now();
-const { torch, why, installed } = ensureLibtorch({ install: process.env.IMAGIC_INSTALL_TORCH !== '0', say });
+let found;
+try {
+  found = ensureLibtorch({ install: process.env.IMAGIC_INSTALL_TORCH !== '0', say });
+} catch (e) {
+  fail(`${e.message}\nlibtorch comes from, in this order:\n  ${LIBTORCH_WAYS.join('\n  ')}`); // e.g. a LIBTORCH that is no libtorch folder
+}
+const { torch, why, installed } = found;
 if (!torch) {
   fail(`imagic needs libtorch (PyTorch's C++ library) and found none: ${why}.\n` +
     `Provide it in one of three ways, then install again (or run \`npm rebuild imagic\`):\n  ${LIBTORCH_WAYS.join('\n  ')}`);

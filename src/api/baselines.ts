@@ -9,6 +9,7 @@ import { loadInputImage, toRgbImage, type ImageSource } from './input.js';
 import { throwIfAborted, type Pipeline, type RunOptions } from './pipeline.js';
 import { loadScorer, type Scorer } from './scores.js';
 
+/** Options of sdedit() and ddimInversion(). */
 export interface BaselineOptions extends RunOptions {
   /** DDIM steps (default 50). */
   steps?: number;
@@ -76,6 +77,7 @@ function imageOf(t: Tensor): RgbImage {
   }
 }
 
+/** Options of compare(): edit()'s, and the baselines' own. */
 export interface CompareOptions extends EditOptions {
   /** SDEdit's strength (default 0.8). */
   strength?: number;
@@ -90,6 +92,7 @@ export interface MethodResult {
   preservation?: number;
 }
 
+/** What compare() returns: the input and each method's result. */
 export interface CompareOutput {
   /** The input at the model's resolution. */
   input: RgbImage;
@@ -118,7 +121,7 @@ export async function compare(pipe: Pipeline, image: ImageSource, target: string
   let scorer: Scorer | null = null;
   try {
     const scored = o.eta === undefined || o.eta === 'auto' || o.scores;
-    if (scored) scorer = await loadScorer(pipe, { clipModel: o.clipModel, preservation: o.preservation, onProgress: o.onProgress });
+    if (scored) scorer = await loadScorer(pipe, { clipModel: o.clipModel, preservation: o.preservation, offline: o.offline, onProgress: o.onProgress });
     const result = (img: RgbImage): MethodResult => (scorer ? { image: img, alignment: scorer.alignment(img, target), preservation: scorer.preservation(img, input) } : { image: img });
     return { input, imagic, sdedit: result(sdeditImage), ddimInversion: result(ddimImage) };
   } finally {

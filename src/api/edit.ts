@@ -29,9 +29,9 @@ export interface RenderChoices extends RunOptions {
   eta?: number | number[] | 'auto';
   /** Default: ['inverted', 0, 1, 2, 3] with 'auto', else [0]. */
   seeds?: Seed[];
-  /** DDIM sampling steps (default: the session's). */
+  /** DDIM sampling steps (default: the preset's for edit(), which saves it in the session; the session's for render()). */
   steps?: number;
-  /** Classifier-free guidance scale (default: the session's). */
+  /** Classifier-free guidance scale (default and saving as for steps). */
   guidanceScale?: number;
   /** Score every image (CLIP score to the text, and preservation), not only with eta 'auto'. */
   scores?: boolean;
@@ -68,6 +68,7 @@ export interface EditedImage {
   preservation?: number;
 }
 
+/** What edit() and render() return: the image, every image rendered with its scores, and the choice. */
 export interface EditOutput {
   /** The chosen image (eta 'auto'), else the first one rendered. */
   image: RgbImage;
@@ -166,7 +167,11 @@ export async function edit(pipe: Pipeline, image: ImageSource, target: string, o
   throwIfAborted(o.signal);
   const sd = pipe.check();
   const log = o.onLog ?? (() => {});
-  const settings = resolveSettings(o.preset ?? defaultPreset(sd.root), { ...o.settings, ...(typeof o.eta === 'number' ? { eta: o.eta } : {}) });
+  // Sampling steps and guidance given here are the session's, so that render() samples as the edit did.
+  const settings = resolveSettings(o.preset ?? defaultPreset(sd.root), {
+    ...o.settings, ...(typeof o.eta === 'number' ? { eta: o.eta } : {}),
+    ...(o.steps !== undefined ? { steps: o.steps } : {}), ...(o.guidanceScale !== undefined ? { guidanceScale: o.guidanceScale } : {}),
+  });
   const { etas, auto } = etaList(o.eta ?? 'auto', settings.autoEtas);
   const seeds = o.seeds ?? (auto ? AUTO_SEEDS.map(toSeed) : [0]);
   checkSeeds(seeds);
@@ -192,7 +197,7 @@ export async function edit(pipe: Pipeline, image: ImageSource, target: string, o
       emb = r.embeddings;
       await saveSessionInput(dir, input!);
       if (r.interrupted) throw abortError(o.signal!);
-      const out = await renderFrom(sd, emb!, dir, input, target, { etas, auto, seeds, steps: o.steps ?? settings.steps, guidanceScale: o.guidanceScale ?? settings.guidanceScale, scorer: scorer?.candidateScorer ?? null }, o);
+      const out = await renderFrom(sd, emb!, dir, input, target, { etas, auto, seeds, steps: settings.steps, guidanceScale: settings.guidanceScale, scorer: scorer?.candidateScorer ?? null }, o);
       return { ...out, session: o.session ?? null, settings };
     });
   } finally {

@@ -4,6 +4,7 @@ import { tensorToImages, type RgbImage } from '../io/image.js';
 import { text2img } from '../pipelines/index.js';
 import { throwIfAborted, type Pipeline, type RunOptions } from './pipeline.js';
 
+/** Options of generate(). */
 export interface GenerateOptions extends RunOptions {
   /** What to steer away from (default: the empty prompt). */
   negativePrompt?: string;

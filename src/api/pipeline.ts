@@ -48,6 +48,7 @@ export interface LoadOptions extends RunOptions {
 /** A loaded Stable Diffusion v1.x checkpoint. Call dispose() to free its weights. */
 export class Pipeline {
   private disposed = false;
+  /** @internal use loadPipeline() */
   constructor(
     /** The components (tokenizer, text encoder, UNet, VAE, scheduler), for lower-level use. */
     readonly sd: StableDiffusion,

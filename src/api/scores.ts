@@ -6,6 +6,7 @@ import { DEFAULT_PRESERVATION, clipCandidateScorer, clipHint, resolveClipSource,
 import type { Tensor } from '../engine/index.js';
 import type { Pipeline, RunOptions } from './pipeline.js';
 
+/** Options of loadScorer(). */
 export interface ScorerOptions extends Pick<RunOptions, 'onProgress' | 'onLog'> {
   /** A transformers CLIPModel folder or Hub repo id (default: the model's clip/ folder, else openai/clip-vit-large-patch14). */
   clipModel?: string;

@@ -15,7 +15,8 @@ export interface RandomOptions extends TensorOptions {
   generator?: Generator;
 }
 
-type Nested = number | boolean | Nested[];
+/** Nested arrays of numbers or booleans, as tensor() takes them. */
+export type Nested = number | boolean | Nested[];
 
 function finish(t: Tensor, opts: TensorOptions): Tensor {
   if (opts.requiresGrad) t.requiresGrad_(true);

@@ -1,4 +1,8 @@
-// The tensor engine: libtorch behind a Node-API addon, with a typed API modelled on PyTorch's.
+/**
+ * The tensor engine: libtorch behind a Node-API addon, with a typed API modelled on PyTorch's.
+ *
+ * @module imagic/engine
+ */
 export { Tensor, type TensorLike, type ReduceOptions } from './tensor.js';
 export type { DType, Device, AnyTypedArray } from './dtype.js';
 export { DTYPES, isFloating } from './dtype.js';
@@ -10,3 +14,6 @@ export { autocast, GradScaler, type AutocastOptions, type GradScalerOptions } fr
 export { Generator, manualSeed } from './random.js';
 export { liveTensors, setNumThreads, getNumThreads, buildInfo, cuda } from './runtime.js';
 export * as optim from './optim/index.js';
+export type { Trackable } from './scope.js';
+export type { Nested } from './creation.js';
+export type { NativeTensor, NativeGenerator } from './native.js';

@@ -12,6 +12,7 @@ export const COMMIT_HASH = /^[0-9a-f]{40}$/;
 export type HubErrorCode = 'RepoNotFound' | 'RevisionNotFound' | 'EntryNotFound' | 'GatedRepo' | 'NotCached'
   | 'Network' | 'Integrity' | 'InvalidArgument' | 'Http';
 
+/** A Hub download that failed, with a code saying why (not found, gated, offline, ...). */
 export class HubError extends Error {
   constructor(readonly code: HubErrorCode, message: string, readonly status?: number) {
     super(message);

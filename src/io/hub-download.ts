@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import { HubError } from './hub-cache.js';
 import { abortError, backoffMs, hubHttpError, isRetriable, request, sleep, type HttpSettings, type HubContext, type HubResponse } from './hub-http.js';
 
+/** One progress report of a downloading file. */
 export interface HubProgress {
   file: string; // the repo file name, e.g. 'unet/diffusion_pytorch_model.safetensors'
   downloaded: number; // bytes on disk so far, a resumed part included

@@ -3,6 +3,20 @@
 import { MultiBar, type Options, type Params, type SingleBar } from 'cli-progress';
 import type { HubProgress } from './hub-download.js';
 
+/** The cli-progress options the reporter passes on (declared here so that imagic's types do not need cli-progress's). */
+export interface ProgressBarOptions {
+  /** Where to draw (default process.stderr). */
+  stream?: NodeJS.WritableStream;
+  /** Draw even when the stream is not a terminal. */
+  noTTYOutput?: boolean;
+  /** Milliseconds between redraws when not a terminal. */
+  notTTYSchedule?: number;
+  /** Redraws per second. */
+  fps?: number;
+  hideCursor?: boolean;
+}
+
+/** A progress reporter for downloads: pass onProgress to the download, call stop() after. */
 export interface ProgressReporter {
   onProgress: (p: HubProgress) => void;
   stop: () => void;
@@ -59,7 +73,7 @@ function render(options: Options, params: Params, payload: Payload): string {
  * A cli-progress MultiBar on stderr (nothing is drawn when it is not a terminal, unless
  * `noTTYOutput`): a line per downloaded file and a 'total' line summing them.
  */
-export function cliProgressReporter(options: Options = {}): ProgressReporter {
+export function cliProgressReporter(options: ProgressBarOptions = {}): ProgressReporter {
   const multi = new MultiBar({ hideCursor: true, clearOnComplete: false, fps: 10, barsize: 30, ...options, format: render as Options['format'] });
   const files = new Map<string, Track>();
   let totalBar: Track | undefined;

@@ -11,8 +11,9 @@ import { abortError, hubHttpError, request, withRetries, type HttpSettings, type
 
 export { HubError, hubCacheDir, repoFolderName, filterRepoFiles, type HubErrorCode } from './hub-cache.js';
 export type { HubProgress } from './hub-download.js';
-export { cliProgressReporter, formatBytes, type ProgressReporter } from './hub-progress.js';
+export { cliProgressReporter, formatBytes, type ProgressBarOptions, type ProgressReporter } from './hub-progress.js';
 
+/** Options of hfHubDownload() and snapshotDownload(): revision, token, cache, offline mode, progress, timeouts. */
 export interface HubDownloadOptions {
   revision?: string; // branch, tag or commit hash; default 'main'
   token?: string | false; // default HF_TOKEN, then HF_HOME/token; false: send none
@@ -27,6 +28,7 @@ export interface HubDownloadOptions {
   retryDelayMs?: number; // default 500, doubled per retry
 }
 
+/** Options of snapshotDownload(): which of the repo's files to fetch, and how many at once. */
 export interface SnapshotDownloadOptions extends HubDownloadOptions {
   allowPatterns?: string | string[]; // fnmatch patterns, e.g. 'unet/*'; a trailing '/' means the whole folder
   ignorePatterns?: string | string[];

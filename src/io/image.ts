@@ -14,6 +14,7 @@ export { checkImage, ImageError, type RgbImage } from './image-types.js';
 /** The formats readImage accepts by default (sharp's names, as metadata().format reports them). */
 export const IMAGE_FORMATS: readonly string[] = ['png', 'jpeg', 'webp'];
 
+/** Limits and formats readImage() accepts. */
 export interface ReadImageOptions {
   /** Refuse images narrower or shorter than this (default 8: the VAE downsamples by 8). */
   minSize?: number;
@@ -98,6 +99,7 @@ async function readBytes(file: string, maxBytes: number): Promise<Buffer> {
 
 export type PrepareMode = 'center-crop' | 'resize' | 'pad';
 
+/** Options of prepareImage(): the target size and how the image is fitted to it. */
 export interface PrepareOptions {
   /** Target size in pixels, positive multiples of 8 (SD v1: 512; the embedded test model: 64). */
   width: number;
@@ -155,6 +157,7 @@ export async function prepareImage(image: RgbImage, opts: PrepareOptions): Promi
   return { width: W, height: H, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
 }
 
+/** Options of writePng(). */
 export interface WritePngOptions {
   /** Create missing parent folders (default false: a missing folder is an error). */
   mkdir?: boolean;

@@ -39,7 +39,8 @@ export interface LoadSummary {
   mismatched: { key: string; expected: number[]; got: number[] }[];
 }
 
-interface PlanItem {
+/** One tensor of a load plan: where it comes from and where it goes. */
+export interface PlanItem {
   key: string;
   checkpointKey: string;
   file: string;

@@ -3,8 +3,11 @@
 import sharp from 'sharp';
 import { checkImage, ImageError, type RgbImage } from './image-types.js';
 
-type Rgb = { r: number; g: number; b: number };
+/** A colour, 0-255 per channel. */
+export type SheetColor = { r: number; g: number; b: number };
+type Rgb = SheetColor;
 
+/** Labels and spacing of a contact sheet. */
 export interface ContactSheetOptions {
   /** One label per row, drawn in a column on the left ('' leaves a row unlabelled). */
   rowLabels?: string[];

@@ -17,6 +17,7 @@ import { MetricInputError, MetricLoadError, hubOptions, sourceKind, type MetricH
  */
 export type ImageInput = RgbImage | RgbImage[] | Tensor | { pixelValues: Tensor };
 
+/** Where CLIPScorer runs and how it preprocesses images. */
 export interface CLIPScorerOptions {
   /** Where the model runs (default 'cpu'). */
   device?: Device;
@@ -47,6 +48,7 @@ export function loadCLIPTokenizer(dir: string): CLIPTokenizer {
   throw new MetricLoadError(dir, 'no CLIP tokenizer: expected vocab.json and merges.txt in this folder or in its tokenizer/ subfolder');
 }
 
+/** A CLIP (transformers CLIPModel layout) that scores images: CLIP score to texts, CLIP-I between images, and the CLIP feature distance. */
 export class CLIPScorer {
   readonly resizeBackend: ResizeBackend;
   readonly batchSize: number;

@@ -10,6 +10,7 @@ import { readSafetensorsHeader } from '../io/safetensors.js';
 import { Conv2d, Module } from '../nn/index.js';
 import { MetricInputError, MetricLoadError, hubOptions, sourceKind, type MetricHubOptions } from './common.js';
 
+/** LPIPS's trunk: 'alex' (the paper's default) or 'vgg'. */
 export type LPIPSNet = 'alex' | 'vgg';
 
 /** One layer of torchvision's `features` Sequential, at its index there. */
@@ -91,6 +92,7 @@ class NetLinLayer extends Module {
   }
 }
 
+/** Where LPIPS weights come from and where it runs. */
 export interface LPIPSLoadOptions extends MetricHubOptions {
   net: LPIPSNet;
   /** safetensors files: the trunk and the heads (lin0..lin4), in one file or several; file names in `repo` if given. */
@@ -103,9 +105,13 @@ export interface LPIPSLoadOptions extends MetricHubOptions {
   batchSize?: number;
 }
 
+/** LPIPS (Zhang et al. 2018), the learned perceptual distance between images, with the AlexNet or VGG trunk. */
 export class LPIPS extends Module {
+  /** @internal the trunk (AlexNet or VGG16 features) */
   readonly features: Features;
+  /** @internal the per-layer 1x1 weightings */
   readonly lins: NetLinLayer[];
+  /** @internal */
   readonly spec: TrunkSpec;
   batchSize = 16;
   private readonly convs: Map<number, Conv2d>;

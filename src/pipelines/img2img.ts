@@ -7,7 +7,8 @@ import { encodePrompt, type StableDiffusion } from './stable-diffusion.js';
 /** How an image becomes a latent: a draw from the VAE posterior (diffusers' default) or its mean. */
 export type LatentMode = 'sample' | 'mean';
 
-type Prompt = string | string[] | number[][];
+/** Text, several texts, or token-id rows (for checkpoints without a tokenizer). */
+export type Prompt = string | string[] | number[][];
 
 export interface EncodeImageOptions {
   /** 'sample' (default, as diffusers' retrieve_latents) or 'mean' (deterministic). */

@@ -4,8 +4,10 @@ import { isShapesModel } from '../../shapes/domain.js';
 
 /** What stage B trains: every UNet weight, the attention layers' weights, or LoRA adapters on a frozen UNet. */
 export type TrainMode = 'all' | 'attention' | 'lora';
+/** What stage B can train: every UNet weight ('all'), the attention weights, or LoRA adapters. */
 export const TRAIN_MODES: readonly TrainMode[] = ['all', 'attention', 'lora'];
 
+/** Everything an Imagic edit is trained and sampled with (a preset's values, overridable one by one). */
 export interface ImagicSettings {
   /** Stage A: text-embedding optimization steps and learning rate (Adam). */
   stepsA: number;

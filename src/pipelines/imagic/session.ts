@@ -30,6 +30,7 @@ export interface SessionJson {
   updated: string;
 }
 
+/** A session folder that cannot be used as asked (missing, another model, other settings). */
 export class SessionError extends Error {
   constructor(readonly dir: string, message: string) {
     super(`session ${dir}: ${message}`);
@@ -63,6 +64,7 @@ function writeJsonAtomic(file: string, value: unknown): void {
   renameSync(tmp, file);
 }
 
+/** A session folder: the settings, progress, trained embeddings and weights of one edit, from which it resumes and renders. */
 export class EditSession {
   constructor(readonly dir: string, public json: SessionJson) {}
 
