@@ -2,6 +2,7 @@
 // the model's own clip/ folder, or CLIP ViT-L/14 from the Hub), loaded as the library's CandidateScorer,
 // and the report files: <stem>-metrics.json, -metrics.csv and the plot -metrics.png.
 import path from 'node:path';
+import { stringify } from 'csv-stringify/sync';
 import { cliProgressReporter } from '../io/hub.js';
 import { writeFileAtomic } from '../io/image.js';
 import { writePlot, type PlotSeries } from '../io/plot.js';
@@ -102,11 +103,6 @@ export function buildCandidates(cands: Candidate[], files: string[], choice: Cho
   return cands.map((c, i) => ({ eta: c.eta, seed: c.seed, noise: seedText(c.seed), alignment: c.alignment, preservation: c.preservation, file: files[i]!, eligible: eligible.has(i), chosen: choice?.index === i }));
 }
 
-const csvCell = (v: string | number | boolean) => {
-  const s = String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-};
-
 /** Paths in the report are written relative to the report's folder (input and session stay absolute). */
 function relativeTo(dir: string, r: MetricsReport): MetricsReport {
   const rel = (f: string) => path.relative(dir, path.resolve(f)) || '.';
@@ -122,7 +118,8 @@ export function metricsCsv(r: MetricsReport): string {
   const rows: (string | number | boolean)[][] = [['method', 'eta', 'seed', 'noise', 'alignment', 'preservation', 'eligible', 'chosen', 'file']];
   for (const c of r.candidates) rows.push(['Imagic', c.eta, c.seed, c.noise, c.alignment, c.preservation, c.eligible, c.chosen, c.file]);
   for (const b of r.baselines) rows.push([b.method, '', b.seed, seedText(b.seed), b.alignment, b.preservation, '', '', b.file]);
-  return `${rows.map((row) => row.map(csvCell).join(',')).join('\n')}\n`;
+  // booleans as true/false (csv-stringify's default writes 1 and an empty cell)
+  return stringify(rows, { cast: { boolean: (v) => String(v) } });
 }
 
 /** Alignment against preservation: one curve per seed (points labelled with their eta), baselines as their own markers, the choice ringed. */

@@ -1,5 +1,25 @@
 // Hugging Face Hub downloads into the cache huggingface_hub uses (hf_hub_download, snapshot_download
 // in file_download.py / _snapshot_download.py), so Python and imagic share downloaded checkpoints.
+//
+// Why our own client and not @huggingface/hub (the Hub's JavaScript library; 2.17.5 reviewed on
+// 2026-12-01 against this module's tests and local Hub server): it downloads into the same cache
+// layout for whole snapshots, but it lacks what checkpoints of gigabytes need, so nothing of it is
+// adopted. Point by point, what this client does and @huggingface/hub 2.17.5 does not:
+// - resume: a dropped or aborted download continues from its *.incomplete part with a Range request
+//   (theirs truncates and starts over);
+// - integrity: size, then sha256 (LFS) or git sha1 against the etag; a mismatch is deleted (theirs
+//   caches whatever arrived);
+// - offline: HF_HUB_OFFLINE / `offline`, and refs resolved from the cache when the Hub is unreachable
+//   (theirs needs the network unless given a commit hash);
+// - refs: a single file at a branch is filed under the repo's head commit with refs/<branch> written,
+//   as huggingface_hub does (theirs uses the file's last commit and writes no ref, so Python misses it);
+// - token: HF_TOKEN, HUGGING_FACE_HUB_TOKEN, HF_TOKEN_PATH or HF_HOME/token (theirs: a parameter);
+// - allow/ignore patterns with fnmatch semantics, which variant selection (fp16) relies on (theirs
+//   fetches the whole repo), and 8 files at once (theirs: one after another);
+// - per-file byte progress, AbortSignal, connect and read timeouts, retries on 5xx and 429;
+// - HF_ENDPOINT (theirs: a parameter only).
+// It has what we lack: Xet chunked downloads and dataset/space repos. Revisit when it resumes,
+// verifies and reports progress.
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
