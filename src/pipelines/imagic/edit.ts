@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { dispose, Generator, keep, type Tensor } from '../../engine/index.js';
 import { encodePrompt, type StableDiffusion } from '../stable-diffusion.js';
 import type { ImagicSettings } from './presets.js';
-import { EditSession, SessionError, modelFingerprint } from './session.js';
+import { EditSession, SessionError, modelFamily, modelFingerprint } from './session.js';
 import { createLoRA, encodeImage, generatorNoise, renderEdit, stageA, stageB, trainableNames } from './stages.js';
 
 export interface EditInputs {
@@ -65,7 +65,7 @@ export async function runEdit(sd: StableDiffusion, dir: string, inputs: EditInpu
     log(p.stageBDone ? `session ${dir}: training already complete` : `resuming session ${dir}: stage A ${p.stageA ? 'done' : 'to do'}, stage B at step ${p.stageB}/${settings.stepsB}`);
   } else {
     session = EditSession.create(dir, {
-      target: inputs.target, settings, model: { source: inputs.modelSource, fingerprint: modelFingerprint(sd) },
+      target: inputs.target, settings, model: { source: inputs.modelSource, fingerprint: modelFingerprint(sd), ...modelFamily(sd) },
       image: { source: inputs.imageSource, width, height, sha256: sha },
     });
   }

@@ -21,7 +21,8 @@ export interface SessionJson {
   version: number;
   /** What the edit asks for: text, or token ids for checkpoints without a tokenizer. */
   target: string | number[][];
-  model: { source: string; fingerprint: string };
+  /** family and prediction: recorded since SD 2.x support (older sessions lack them: SD 1.x, epsilon). */
+  model: { source: string; fingerprint: string; family?: ModelFamily; prediction?: string };
   settings: ImagicSettings;
   image: { source: string; width: number; height: number; sha256: string };
   progress: { stageA: boolean; stageB: number; stageBDone: boolean };
@@ -36,6 +37,18 @@ export class SessionError extends Error {
     super(`session ${dir}: ${message}`);
     this.name = 'SessionError';
   }
+}
+
+/** Which Stable Diffusion a checkpoint is: 1.x, or 2.x (linear projections in the transformer blocks). */
+export type ModelFamily = 'sd1' | 'sd2';
+
+const FAMILY_NAMES: Record<ModelFamily, string> = { sd1: 'Stable Diffusion 1.x', sd2: 'Stable Diffusion 2.x' };
+
+/** The model's family and what its scheduler predicts (epsilon or v_prediction): what a session was trained for. */
+export function modelFamily(sd: StableDiffusion): { family: ModelFamily; prediction: string } {
+  const c = sd.unet.config;
+  const family: ModelFamily = c.use_linear_projection ? 'sd2' : 'sd1';
+  return { family, prediction: sd.scheduler.config.prediction_type };
 }
 
 /** Identifies a base model: its UNet/text-encoder configs and a checksum of a few weights. */
@@ -107,6 +120,11 @@ export class EditSession {
 
   /** Throws unless this session was made with the same base model. */
   checkModel(sd: StableDiffusion): void {
+    const now = modelFamily(sd);
+    const was = { family: this.json.model.family ?? 'sd1', prediction: this.json.model.prediction ?? 'epsilon' };
+    if (was.family !== now.family || was.prediction !== now.prediction) {
+      throw new SessionError(this.dir, `was trained on ${FAMILY_NAMES[was.family]} (${was.prediction}), but the model given is ${FAMILY_NAMES[now.family]} (${now.prediction}): load the session's base model (${this.json.model.source}), or start a new session`);
+    }
     const fp = modelFingerprint(sd);
     if (fp !== this.json.model.fingerprint) {
       throw new SessionError(this.dir, `was made with a different model (${this.json.model.source}, fingerprint ${this.json.model.fingerprint}; this model's is ${fp}): load the same model, or start a new session`);

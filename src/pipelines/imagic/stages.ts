@@ -110,17 +110,31 @@ export class LossReader {
 }
 
 /**
- * One training step's loss, mse(unet(add_noise(z, noise, t), t, cond), noise), and its backward
+ * What the UNet is trained to predict at `timestep`, as its scheduler's prediction_type says: the
+ * noise ('epsilon', SD v1), or the velocity sqrt(a_t) * noise - sqrt(1 - a_t) * z ('v_prediction',
+ * SD 2.x 768); diffusers' training scripts do the same. 'sample' models are refused.
+ */
+export function trainingTarget(sd: StableDiffusion, latent: Tensor, noise: Tensor, timestep: number): Tensor {
+  const prediction = sd.scheduler.config.prediction_type;
+  if (prediction === 'epsilon') return noise;
+  if (prediction === 'v_prediction') return sd.scheduler.getVelocity(latent, noise, [timestep]);
+  throw new Error(`Imagic cannot train a model whose scheduler predicts '${prediction}' (prediction_type): only epsilon and v_prediction are supported`);
+}
+
+/**
+ * One training step's loss, mse(unet(add_noise(z, noise, t), t, cond), target) with the target as
+ * trainingTarget() says (the noise, or the velocity for v-prediction models), and its backward
  * (scaled by `scale`, for fp16 loss scaling). With checkpointing, the UNet's activations are
  * recomputed block by block during the backward pass instead of being held. Returns the unscaled
  * loss, detached, on the device: reading it is the caller's choice (LossReader).
  */
 export function denoisingStep(sd: StableDiffusion, latent: Tensor, cond: Tensor, timestep: number, noise: Tensor, o: { mixedPrecision?: StageOptions['mixedPrecision']; gradientCheckpointing?: boolean; scale?: number }): Tensor {
   const noisy = sd.scheduler.addNoise(latent, noise, [timestep]);
+  const target = trainingTarget(sd, latent, noise, timestep);
   const mp = o.mixedPrecision;
   const deviceType = sd.device.startsWith('cuda') ? 'cuda' : 'cpu';
   const amp = <R>(fn: () => R): R => autocast({ deviceType, dtype: mp === 'fp16' ? 'float16' : 'bfloat16', enabled: mp !== undefined && mp !== 'no' }, fn);
-  const lossOf = (pred: Tensor) => mseLoss(pred.float(), noise.float());
+  const lossOf = (pred: Tensor) => mseLoss(pred.float(), target.float());
   const scale = o.scale ?? 1;
   if (o.gradientCheckpointing) {
     const { inputs, segments } = sd.unet.segments(noisy, timestep, cond);
