@@ -8,6 +8,7 @@ import { loadWeights } from '../../io/load.js';
 import { CLIPConfigError, parseCLIPConfig, parseCLIPTextConfig } from './config.js';
 import { CLIPModel, CLIP_MODEL_IGNORE_KEYS } from './clip-model.js';
 import { CLIPTextModel, CLIP_TEXT_IGNORE_KEYS, clipTextCheckpointKey } from './text-model.js';
+import { CLIPTextModelWithProjection } from './text-model-with-projection.js';
 
 export interface FromPretrainedOptions {
   dtype?: DType; // float32 unless given
@@ -31,7 +32,7 @@ export function readConfigJson(dir: string): unknown {
  * Streams a transformers-format folder's safetensors (single, sharded or a variant) into a model built
  * on 'meta' from its config, with io's strict header-first loader: the weights are held once.
  */
-function loadInto<M extends CLIPTextModel | CLIPModel>(dir: string, model: M, opts: FromPretrainedOptions, extra: { rename?: (k: string) => string | null; ignore: readonly string[] }): M {
+function loadInto<M extends CLIPTextModel | CLIPModel | CLIPTextModelWithProjection>(dir: string, model: M, opts: FromPretrainedOptions, extra: { rename?: (k: string) => string | null; ignore: readonly string[] }): M {
   try {
     const { files } = resolveWeightFiles(dir, { variant: opts.variant, library: 'transformers' });
     loadWeights(model, files, { dtype: opts.dtype ?? 'float32', device: opts.device, rename: extra.rename, ignore: [...extra.ignore] });
@@ -41,6 +42,13 @@ function loadInto<M extends CLIPTextModel | CLIPModel>(dir: string, model: M, op
   }
   model.eval();
   return model;
+}
+
+/** SDXL's text_encoder_2/ (CLIPTextModelWithProjection): the tower's keys as loadCLIPTextModel reads them, and text_projection. */
+export function loadCLIPTextModelWithProjection(dir: string, opts: FromPretrainedOptions = {}): CLIPTextModelWithProjection {
+  const config = parseCLIPTextConfig(readConfigJson(dir), path.join(dir, 'config.json'));
+  const model = new CLIPTextModelWithProjection(config, { device: 'meta', dtype: opts.dtype ?? 'float32' });
+  return loadInto(dir, model, opts, { ignore: CLIP_TEXT_IGNORE_KEYS.map((k) => `text_model.${k}`) });
 }
 
 /** A text encoder folder (SD's text_encoder/): keys with or without the 'text_model.' prefix, position_ids ignored. */

@@ -42,6 +42,12 @@ export interface UNet2DConditionConfig {
   timestep_post_act: ActivationName | null;
   conv_in_kernel: number;
   conv_out_kernel: number;
+  /** 'text_time' (SDXL): a pooled text embedding and six size/crop numbers (time_ids) added to the time embedding. */
+  addition_embed_type: 'text_time' | null;
+  /** The sinusoidal width of each time_id (SDXL: 256). */
+  addition_time_embed_dim: number | null;
+  /** The width of [text_embeds, embedded time_ids] (SDXL: 1280 + 6 * 256 = 2816). */
+  projection_class_embeddings_input_dim: number | null;
 }
 
 /** diffusers' defaults (UNet2DConditionModel.__init__). */
@@ -75,6 +81,9 @@ export const UNET_DEFAULTS: UNet2DConditionConfig = {
   timestep_post_act: null,
   conv_in_kernel: 3,
   conv_out_kernel: 3,
+  addition_embed_type: null,
+  addition_time_embed_dim: null,
+  projection_class_embeddings_input_dim: null,
 };
 
 /**
@@ -95,13 +104,11 @@ const MUST_BE_DEFAULT: Record<string, unknown> = {
   num_attention_heads: null,
   dual_cross_attention: false,
   class_embed_type: null,
-  addition_embed_type: null,
   num_class_embeds: null,
   class_embeddings_concat: false,
   encoder_hid_dim: null,
   encoder_hid_dim_type: null,
   time_cond_proj_dim: null,
-  projection_class_embeddings_input_dim: null,
   cross_attention_norm: null,
   attention_type: 'default',
   time_embedding_type: 'positional',
@@ -111,9 +118,9 @@ const MUST_BE_DEFAULT: Record<string, unknown> = {
 /** Accepted and ignored: they only affect block types that this implementation does not build. */
 const IGNORED = new Set([
   'resnet_out_scale_factor', 'mid_block_only_cross_attention', 'addition_embed_type_num_heads',
-  'addition_time_embed_dim',
 ]);
-const NULLABLE = new Set(['sample_size', 'mid_block_type', 'norm_num_groups', 'time_embedding_dim', 'time_embedding_act_fn', 'timestep_post_act']);
+const NULLABLE = new Set(['sample_size', 'mid_block_type', 'norm_num_groups', 'time_embedding_dim', 'time_embedding_act_fn', 'timestep_post_act',
+  'addition_embed_type', 'addition_time_embed_dim', 'projection_class_embeddings_input_dim']);
 
 export class UNetConfigError extends Error {
   constructor(message: string) {
@@ -188,6 +195,11 @@ function validate(c: UNet2DConditionConfig): void {
     fail(`resnet_time_scale_shift '${c.resnet_time_scale_shift}' is not supported`);
   }
   if (c.norm_num_groups === null) fail('norm_num_groups=null is not supported');
+  if (c.addition_embed_type !== null) {
+    if (c.addition_embed_type !== 'text_time') fail(`addition_embed_type '${c.addition_embed_type}' is not supported (only 'text_time', SDXL's)`);
+    posInt(c.addition_time_embed_dim, 'addition_time_embed_dim');
+    posInt(c.projection_class_embeddings_input_dim, 'projection_class_embeddings_input_dim');
+  }
   if (c.time_embedding_dim !== null) posInt(c.time_embedding_dim, 'time_embedding_dim');
   if (!(c.norm_eps > 0)) fail(`norm_eps must be positive, got ${c.norm_eps}`);
   if (!Number.isInteger(c.downsample_padding) || c.downsample_padding < 0) fail(`downsample_padding must be 0 or more, got ${c.downsample_padding}`);

@@ -13,4 +13,4 @@ export {
   CrossAttnDownBlock2D, CrossAttnUpBlock2D, DownBlock2D, UNetMidBlock2DCrossAttn, UpBlock2D,
   type BlockOptions, type CrossAttnOptions, type DownBlock, type DownBlockOutput, type UpBlock,
 } from './unet-blocks.js';
-export { UNet2DConditionModel } from './unet-2d-condition.js';
+export { UNet2DConditionModel, type AddedConditions } from './unet-2d-condition.js';

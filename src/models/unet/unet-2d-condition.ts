@@ -2,7 +2,7 @@
 // conditioned UNet, as diffusers' models/unets/unet_2d_condition.py (and candle's unet_2d.rs).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { tidy, type DType, type Device, type Tensor } from '../../engine/index.js';
+import { cat, tidy, type DType, type Device, type Tensor } from '../../engine/index.js';
 import { resolveWeightFiles } from '../../io/diffusers.js';
 import { loadWeights } from '../../io/load.js';
 import { type Segment, Conv2d, GroupNorm, Module, ModuleList, type InitOptions } from '../../nn/index.js';
@@ -13,11 +13,23 @@ import {
   type BlockOptions, type DownBlock, type UpBlock,
 } from './unet-blocks.js';
 
+/** SDXL's added conditioning (addition_embed_type 'text_time'). */
+export interface AddedConditions {
+  /** The pooled, projected text embedding of the second text encoder. [B (or 1), D] */
+  textEmbeds: Tensor;
+  /** (original height, width, crop top, left, target height, width) per image. [B (or 1), 6] */
+  timeIds: Tensor;
+}
+
 export class UNet2DConditionModel extends Module {
   readonly config: UNet2DConditionConfig;
   readonly conv_in: Conv2d;
   readonly time_proj: Timesteps;
   readonly time_embedding: TimestepEmbedding;
+  /** SDXL: the sinusoidal embedding of each time_id (no parameters). */
+  readonly add_time_proj: Timesteps | null;
+  /** SDXL: [text_embeds, embedded time_ids] -> added to the time embedding. */
+  readonly add_embedding: TimestepEmbedding | null;
   readonly down_blocks: ModuleList<(DownBlock2D | CrossAttnDownBlock2D) & DownBlock>;
   readonly up_blocks: ModuleList<(UpBlock2D | CrossAttnUpBlock2D) & UpBlock>;
   readonly mid_block: UNetMidBlock2DCrossAttn | null;
@@ -58,6 +70,13 @@ export class UNet2DConditionModel extends Module {
     this.time_proj = this.module('time_proj', new Timesteps(boc[0]!, c.flip_sin_to_cos, c.freq_shift));
     this.time_embedding = this.module('time_embedding', new TimestepEmbedding(boc[0]!, timeEmbedDim, c.act_fn, c.timestep_post_act, o));
     this.timeEmbedAct = c.time_embedding_act_fn === null ? null : activation(c.time_embedding_act_fn);
+    if (c.addition_embed_type === 'text_time') {
+      this.add_time_proj = this.module('add_time_proj', new Timesteps(c.addition_time_embed_dim!, c.flip_sin_to_cos, c.freq_shift));
+      this.add_embedding = this.module('add_embedding', new TimestepEmbedding(c.projection_class_embeddings_input_dim!, timeEmbedDim, c.act_fn, null, o));
+    } else {
+      this.add_time_proj = null;
+      this.add_embedding = null;
+    }
 
     const base = (numLayers: number): BlockOptions => ({
       ...o, tembChannels: timeEmbedDim, numLayers, resnetEps: c.norm_eps, resnetGroups: groups, resnetActFn: c.act_fn,
@@ -130,8 +149,9 @@ export class UNet2DConditionModel extends Module {
    * state = [h, emb, ehs, ...skip connections]; one segment for the input, each down block, the mid
    * block, each up block, and the output. Composing them equals forward().
    */
-  segments(sample: Tensor, timestep: number | Tensor, encoderHiddenStates: Tensor): { inputs: Tensor[]; segments: Segment[] } {
+  segments(sample: Tensor, timestep: number | Tensor, encoderHiddenStates: Tensor, added?: AddedConditions): { inputs: Tensor[]; segments: Segment[] } {
     this.checkInputs(sample, encoderHiddenStates);
+    this.checkAdded(added, sample.shape[0]!);
     const b = sample.shape[0]!;
     const factor = 2 ** this.numUpsamplers;
     const forwardUpsampleSize = sample.shape.slice(2).some((d) => d % factor !== 0);
@@ -139,7 +159,7 @@ export class UNet2DConditionModel extends Module {
     // [sample, ehs] -> [h, emb, ehs, h]
     segments.push(([x, e]) => {
       const ehs = e!.shape[0] !== b ? e!.expand([b, -1, -1]) : e!;
-      const emb = this.timeEmbedding(timestep, b, x!.device, x!.dtype);
+      const emb = this.timeEmbedding(timestep, b, x!.device, x!.dtype, added);
       const h = this.conv_in.forward(this.config.center_input_sample ? x!.mul(2).sub(1) : x!);
       return [h, emb, ehs, h];
     });
@@ -187,12 +207,40 @@ export class UNet2DConditionModel extends Module {
     }
   }
 
-  /** The time embedding for a batch: timestep (number or [], [1], [B]) -> [B, timeEmbedDim]. */
-  timeEmbedding(timestep: number | Tensor, batch: number, device: Device, dtype: DType): Tensor {
+  /** SDXL's added conditions are given exactly when the model takes them, with a batch of 1 or B. */
+  private checkAdded(added: AddedConditions | undefined, batch: number): void {
+    if (this.add_embedding === null) {
+      if (added) throw new Error('UNet2DConditionModel: added conditions (text_embeds, time_ids) given, but the model has no addition_embed_type');
+      return;
+    }
+    if (!added) throw new Error("UNet2DConditionModel: this model (addition_embed_type 'text_time', SDXL) needs added conditions: text_embeds and time_ids");
+    const want = this.config.projection_class_embeddings_input_dim! - 6 * this.config.addition_time_embed_dim!;
+    const { textEmbeds: te, timeIds: ti } = added;
+    if (te.ndim !== 2 || te.shape[1] !== want || (te.shape[0] !== batch && te.shape[0] !== 1)) {
+      throw new Error(`UNet2DConditionModel: text_embeds must be [${batch} or 1, ${want}], got [${te.shape.join(', ')}]`);
+    }
+    if (ti.ndim !== 2 || ti.shape[1] !== 6 || (ti.shape[0] !== batch && ti.shape[0] !== 1)) {
+      throw new Error(`UNet2DConditionModel: time_ids must be [${batch} or 1, 6], got [${ti.shape.join(', ')}]`);
+    }
+  }
+
+  /**
+   * The time embedding for a batch: timestep (number or [], [1], [B]) -> [B, timeEmbedDim]; with
+   * SDXL's added conditions, plus add_embedding([text_embeds, sinusoids of each time_id]), before
+   * the activation (as diffusers).
+   */
+  timeEmbedding(timestep: number | Tensor, batch: number, device: Device, dtype: DType, added?: AddedConditions): Tensor {
     return tidy(() => {
       const t = timestepsForBatch(timestep, batch, device); // [B] float32
       const tEmb = this.time_proj.forward(t).to(dtype); // [B, boc0]
-      const emb = this.time_embedding.forward(tEmb); // [B, 4*boc0]
+      let emb = this.time_embedding.forward(tEmb); // [B, 4*boc0]
+      if (this.add_embedding !== null && added) {
+        const rows = (x: Tensor) => (x.shape[0] === batch ? x : x.expand(batch, -1));
+        const ids = rows(added.timeIds).reshape(-1).float(); // [B*6]
+        const timeEmbeds = this.add_time_proj!.forward(ids).reshape(batch, -1).to(dtype); // [B, 6*addDim]
+        const addEmbeds = cat([rows(added.textEmbeds).to(dtype), timeEmbeds], -1); // [B, projection_class_embeddings_input_dim]
+        emb = emb.add(this.add_embedding.forward(addEmbeds));
+      }
       return this.timeEmbedAct ? this.timeEmbedAct(emb) : emb;
     });
   }
@@ -202,8 +250,9 @@ export class UNet2DConditionModel extends Module {
    * -> [B, out, h, w]. Any h, w: when they do not divide by 2^numUpsamplers, each upsampler is told
    * the size of the skip map it must meet (diffusers' forward_upsample_size).
    */
-  forward(sample: Tensor, timestep: number | Tensor, encoderHiddenStates: Tensor | null): Tensor {
+  forward(sample: Tensor, timestep: number | Tensor, encoderHiddenStates: Tensor | null, added?: AddedConditions): Tensor {
     this.checkInputs(sample, encoderHiddenStates);
+    this.checkAdded(added, sample.shape[0]!);
     return tidy(() => {
       const b = sample.shape[0]!;
       const factor = 2 ** this.numUpsamplers;
@@ -211,7 +260,7 @@ export class UNet2DConditionModel extends Module {
       let ehs = encoderHiddenStates;
       if (ehs !== null && ehs.shape[0] !== b) ehs = ehs.expand([b, -1, -1]); // [B, 77, D]
 
-      const emb = this.timeEmbedding(timestep, b, sample.device, sample.dtype); // [B, 4*boc0]
+      const emb = this.timeEmbedding(timestep, b, sample.device, sample.dtype, added); // [B, 4*boc0]
       let h = this.config.center_input_sample ? sample.mul(2).sub(1) : sample;
       h = this.conv_in.forward(h); // [B, boc0, h, w]
 

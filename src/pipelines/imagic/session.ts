@@ -54,7 +54,10 @@ export function modelFamily(sd: StableDiffusion): { family: ModelFamily; predict
 /** Identifies a base model: its UNet/text-encoder configs and a checksum of a few weights. */
 export function modelFingerprint(sd: StableDiffusion): string {
   const h = createHash('sha256');
-  h.update(JSON.stringify(sd.unet.config));
+  // The SDXL options, when unset, are left out: fingerprints stay those of sessions made before they existed.
+  const { addition_embed_type, addition_time_embed_dim, projection_class_embeddings_input_dim, ...rest } = sd.unet.config;
+  const sdxl = addition_embed_type === null ? {} : { addition_embed_type, addition_time_embed_dim, projection_class_embeddings_input_dim };
+  h.update(JSON.stringify({ ...rest, ...sdxl }));
   h.update(JSON.stringify(sd.textEncoder.config));
   noGrad(() => {
     for (const m of [sd.unet.conv_in.weight, sd.unet.conv_out.weight, sd.textEncoder.embeddings.token_embedding.weight]) {

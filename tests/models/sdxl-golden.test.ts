@@ -1,0 +1,86 @@
+// SDXL's model pieces against diffusers + transformers (../shared/golden, make_golden_v2.py, copied
+// into tests/fixtures/golden): the UNet with added conditioning (text_embeds, time_ids; transformer
+// depth per level), the projecting second text encoder, the prompt encoding (penultimate hidden
+// states of both encoders, concatenated; the pooled embedding), and the full-size SDXL base keys.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { cat, noGrad, type Tensor } from '../../src/engine/index.js';
+import { loadSafetensors } from '../../src/io/index.js';
+import { CLIPTextModel, CLIPTextModelWithProjection, loadCLIPTextModel, loadCLIPTextModelWithProjection, parseCLIPTextConfig } from '../../src/models/clip/index.js';
+import { UNet2DConditionModel } from '../../src/models/unet/index.js';
+import { AutoencoderKL } from '../../src/models/vae/index.js';
+import { assertClose } from '../helpers.js';
+import { fixturePath } from '../fixtures.js';
+
+const g = loadSafetensors(fixturePath('golden/golden-v2.safetensors'));
+const G = (k: string): Tensor => {
+  const t = g.get(`sdxl.${k}`);
+  assert.ok(t, `golden sdxl.${k}`);
+  return t;
+};
+const TINY = fixturePath('golden/tiny-sdxl');
+
+test('SDXL UNet: text_time added conditioning and per-level transformer depth reproduce diffusers', () => {
+  const unet = UNet2DConditionModel.fromPretrained(`${TINY}/unet`);
+  try {
+    const added = { textEmbeds: G('unet.text_embeds'), timeIds: G('unet.time_ids') };
+    const out = noGrad(() => unet.forward(G('unet.sample'), G('unet.timesteps'), G('unet.encoder_hidden_states'), added));
+    assertClose(out, G('unet.out'), 1e-4, 1e-4, 'sdxl.unet.out');
+    // The conditioning matters: other time_ids give another prediction.
+    const other = noGrad(() => unet.forward(G('unet.sample'), G('unet.timesteps'), G('unet.encoder_hidden_states'), { ...added, timeIds: G('unet.time_ids').mul(0.5) }));
+    assert.ok(noGrad(() => other.sub(out).abs().amax().item()) > 1e-4);
+    assert.throws(() => unet.forward(G('unet.sample'), G('unet.timesteps'), G('unet.encoder_hidden_states')), /needs added conditions: text_embeds and time_ids/);
+    assert.throws(() => unet.forward(G('unet.sample'), G('unet.timesteps'), G('unet.encoder_hidden_states'), { ...added, timeIds: G('unet.time_ids').narrow(1, 0, 5) }), /time_ids must be \[2 or 1, 6\], got \[2, 5\]/);
+  } finally {
+    unet.dispose();
+  }
+  const sd1 = UNet2DConditionModel.fromPretrained(fixturePath('golden/tiny-sd/unet'));
+  try {
+    assert.throws(() => sd1.forward(G('unet.sample'), 10, null, { textEmbeds: G('unet.text_embeds'), timeIds: G('unet.time_ids') }), /encoder_hidden_states are required|no addition_embed_type/);
+  } finally {
+    sd1.dispose();
+  }
+});
+
+test('SDXL prompt encoding: penultimate hidden states of both text encoders concatenated, and the projected pooled output', () => {
+  const te1 = loadCLIPTextModel(`${TINY}/text_encoder`);
+  const te2 = loadCLIPTextModelWithProjection(`${TINY}/text_encoder_2`);
+  try {
+    const a = noGrad(() => te1.forward(G('te.input_ids'), { outputHiddenStates: true }));
+    const b = noGrad(() => te2.forward(G('te2.input_ids'), { outputHiddenStates: true }));
+    const h1 = a.hiddenStates![a.hiddenStates!.length - 2]!;
+    const h2 = b.hiddenStates![b.hiddenStates!.length - 2]!;
+    const promptEmbeds = cat([h1, h2], -1); // [1, 77, 48 + 32]
+    assertClose(promptEmbeds, G('prompt_embeds'), 1e-4, 1e-4, 'sdxl.prompt_embeds');
+    assertClose(b.textEmbeds, G('pooled_prompt_embeds'), 1e-4, 1e-4, 'sdxl.pooled_prompt_embeds');
+  } finally {
+    te1.dispose();
+    te2.dispose();
+  }
+});
+
+test('full-size SDXL base on meta: UNet (2.6 B parameters), VAE and both text encoders keyed and shaped as diffusers and transformers', () => {
+  interface Manifest { configs: Record<string, Record<string, unknown>>; state_dict_shapes: Record<string, Record<string, number[]>> }
+  const m = JSON.parse(readFileSync(fixturePath('golden/sdxl-manifest.json'), 'utf8')) as Manifest;
+  const check = (name: string, params: [string, Tensor][], want: Record<string, number[]>) => {
+    const wanted = Object.fromEntries(Object.entries(want).filter(([k]) => !k.endsWith('position_ids')));
+    const got = Object.fromEntries(params.map(([k, t]) => [k, t.shape]));
+    const missing = Object.keys(wanted).filter((k) => !(k in got));
+    const extra = Object.keys(got).filter((k) => !(k in wanted));
+    const shaped = Object.keys(wanted).filter((k) => k in got && got[k]!.join() !== wanted[k]!.join());
+    assert.deepEqual({ missing: missing.slice(0, 5), extra: extra.slice(0, 5), shaped: shaped.slice(0, 5) }, { missing: [], extra: [], shaped: [] }, name);
+  };
+  const unet = new UNet2DConditionModel(m.configs.unet!, { device: 'meta' });
+  check('unet', unet.namedParameters(), m.state_dict_shapes.unet!);
+  const n = unet.numParameters();
+  console.log(`  SDXL UNet: ${unet.namedParameters().length} tensors, ${(n / 1e9).toFixed(3)} B parameters`);
+  assert.ok(n > 2.5e9 && n < 2.7e9, `${n}`);
+  const vae = new AutoencoderKL(m.configs.vae!, { device: 'meta' });
+  check('vae', vae.namedParameters(), m.state_dict_shapes.vae!);
+  const te1 = new CLIPTextModel(parseCLIPTextConfig(m.configs.text_encoder), { device: 'meta' });
+  check('text_encoder', te1.namedParameters(), m.state_dict_shapes.text_encoder!);
+  const te2 = new CLIPTextModelWithProjection(parseCLIPTextConfig(m.configs.text_encoder_2), { device: 'meta' });
+  check('text_encoder_2', te2.namedParameters(), m.state_dict_shapes.text_encoder_2!);
+  for (const x of [unet, vae, te1, te2]) x.dispose();
+});
