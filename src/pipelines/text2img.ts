@@ -2,6 +2,7 @@
 // StableDiffusionPipeline: the denoising loop is written out here, top to bottom.
 import { cat, dispose, Generator, keep, noGrad, randn, tidy, unkeep, type Tensor } from '../engine/index.js';
 import { encodePrompt, type StableDiffusion } from './stable-diffusion.js';
+import type { AddedConditions } from '../models/unet/index.js';
 
 export interface Text2ImgOptions {
   /** Prompts (need the tokenizer) or token-id rows of 77. */
@@ -24,6 +25,11 @@ export interface Text2ImgOptions {
   /** Precomputed text embeddings [B, 77, D] (then prompt is not encoded). */
   promptEmbeds?: Tensor;
   negativePromptEmbeds?: Tensor;
+  /**
+   * SDXL's added conditioning: the pooled text embeddings of the prompt [B or 1, D] and of the
+   * unconditional side, and the size/crop time_ids [1, 6] (the same for every image).
+   */
+  added?: { textEmbeds: Tensor; negativeTextEmbeds: Tensor; timeIds: Tensor };
   onStep?: (step: number, steps: number, timestep: number) => void;
   onWarning?: (message: string) => void;
 }
@@ -79,9 +85,20 @@ export async function text2img(sd: StableDiffusion, opts: Text2ImgOptions): Prom
     return cat([neg, cond]); // [2B, 77, D]
   }));
   let latents: Tensor | null = null;
+  let added: AddedConditions | undefined;
   try {
     // 2. Starting noise, scaled for the scheduler.
     const batch = embeds.shape[0]! / (useGuidance ? 2 : 1);
+    if (opts.added) {
+      // [uncond; cond] pooled embeddings as the text embeddings are batched, each repeated per image.
+      const a = opts.added;
+      const [textEmbeds, timeIds] = noGrad(() => tidy(() => {
+        const rows = (x: Tensor) => (x.shape[0] === batch ? x : x.expand(batch, -1));
+        const te = useGuidance ? cat([rows(a.negativeTextEmbeds), rows(a.textEmbeds)]) : rows(a.textEmbeds); // [2B or B, D]
+        return [te.to({ dtype: sd.dtype, device: sd.device }).contiguous(), a.timeIds.to({ dtype: sd.dtype, device: sd.device, copy: true })];
+      }));
+      added = { textEmbeds: keep(textEmbeds!), timeIds: keep(timeIds!) };
+    }
     const latentShape = [batch, sd.unet.config.in_channels, height / 8, width / 8];
     if (opts.latents && opts.latents.shape.join() !== latentShape.join()) {
       throw new RangeError(`latents must have shape [${latentShape}], got [${opts.latents.shape}]`);
@@ -98,7 +115,7 @@ export async function text2img(sd: StableDiffusion, opts: Text2ImgOptions): Prom
       const current: Tensor = latents;
       const next = noGrad(() => tidy(() => {
         const input = useGuidance ? cat([current, current]) : current;
-        const noisePred = sd.unet.forward(input, t, embeds);
+        const noisePred = sd.unet.forward(input, t, embeds, added);
         let eps = noisePred;
         if (useGuidance) {
           const [uncond, text] = noisePred.chunk(2);
@@ -120,6 +137,7 @@ export async function text2img(sd: StableDiffusion, opts: Text2ImgOptions): Prom
   } finally {
     dispose(embeds);
     latents?.dispose();
+    if (added) dispose([added.textEmbeds, added.timeIds]);
   }
 }
 

@@ -10,6 +10,7 @@ import { loadSafetensors } from '../../src/io/index.js';
 import { CLIPTextModel, CLIPTextModelWithProjection, loadCLIPTextModel, loadCLIPTextModelWithProjection, parseCLIPTextConfig } from '../../src/models/clip/index.js';
 import { UNet2DConditionModel } from '../../src/models/unet/index.js';
 import { AutoencoderKL } from '../../src/models/vae/index.js';
+import { disposeStableDiffusion, imagic, loadStableDiffusion } from '../../src/pipelines/index.js';
 import { assertClose } from '../helpers.js';
 import { fixturePath } from '../fixtures.js';
 
@@ -83,4 +84,37 @@ test('full-size SDXL base on meta: UNet (2.6 B parameters), VAE and both text en
   const te2 = new CLIPTextModelWithProjection(parseCLIPTextConfig(m.configs.text_encoder_2), { device: 'meta' });
   check('text_encoder_2', te2.namedParameters(), m.state_dict_shapes.text_encoder_2!);
   for (const x of [unet, vae, te1, te2]) x.dispose();
+});
+
+test('the Imagic trace on SDXL: the context and the pooled embedding optimized together, both interpolated, zeros unconditional', async () => {
+  const spec = (JSON.parse(readFileSync(fixturePath('golden/golden-v2.json'), 'utf8')) as { sdxl_imagic: { steps_A: number; lr_A: number; steps_B: number; lr_B: number; eta: number; guidance_scale: number; lossA: number[]; lossB: number[] } }).sdxl_imagic;
+  const sd = await loadStableDiffusion(TINY);
+  try {
+    assert.equal(sd.vae.config.scaling_factor, 0.13025);
+    const latent = imagic.encodeImage(sd, G('imagic.image'));
+    assertClose(latent, G('imagic.latent'), 1e-5, 1e-5, 'latent (scaling factor 0.13025)');
+    const timeIds = G('imagic.time_ids').reshape(1, 6);
+    const eTgt = G('imagic.prompt_embeds_tgt');
+    const a = await imagic.stageA(sd, latent, eTgt, {
+      steps: spec.steps_A, lr: spec.lr_A, noise: imagic.fixedNoise(G('imagic.A_timesteps').toFlatArray(), G('imagic.A_noise')),
+      xl: { pooled: G('imagic.pooled_tgt'), timeIds },
+    });
+    assertClose(a.losses, spec.lossA, 1e-4, 1e-4, 'stage A losses');
+    assertClose(a.eOpt, G('imagic.prompt_embeds_opt'), 1e-3, 0, 'e_opt');
+    assertClose(a.pooledOpt!, G('imagic.pooled_opt'), 1e-3, 0, 'pooled_opt');
+    const b = await imagic.stageB(sd, latent, a.eOpt, {
+      steps: spec.steps_B, lr: spec.lr_B, noise: imagic.fixedNoise(G('imagic.B_timesteps').toFlatArray(), G('imagic.B_noise')),
+      added: { textEmbeds: a.pooledOpt!, timeIds },
+    });
+    assertClose(b.losses, spec.lossB, 1e-4, 1e-4, 'stage B losses');
+    const zeros = (t: Tensor) => noGrad(() => t.mul(0));
+    const c = await imagic.renderEdit(sd, {
+      eTgt, eOpt: a.eOpt, eUncond: zeros(eTgt),
+      xl: { tgt: G('imagic.pooled_tgt'), opt: a.pooledOpt!, uncond: zeros(G('imagic.pooled_tgt')), timeIds },
+    }, { eta: spec.eta, guidanceScale: spec.guidance_scale, steps: 10, latents: G('imagic.sample_init_latent') });
+    assertClose(c.latent, G('imagic.sample_final_latent'), 1e-3, 0, 'final latent');
+    assertClose(c.image, G('imagic.output_image'), 1e-3, 0, 'output image');
+  } finally {
+    disposeStableDiffusion(sd);
+  }
 });

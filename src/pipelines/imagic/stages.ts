@@ -8,6 +8,7 @@ import {
 import { checkpointedBackward, LoRA, loraMergedWeightNames, type LoRATargets } from '../../nn/index.js';
 import type { TrainMode } from './presets.js';
 import type { StableDiffusion } from '../stable-diffusion.js';
+import type { AddedConditions } from '../../models/unet/index.js';
 import { text2img } from '../text2img.js';
 import { encodeImage as encodeImageLatent } from '../img2img.js';
 import { invertDDIM } from '../ddim-inversion.js';
@@ -128,7 +129,7 @@ export function trainingTarget(sd: StableDiffusion, latent: Tensor, noise: Tenso
  * recomputed block by block during the backward pass instead of being held. Returns the unscaled
  * loss, detached, on the device: reading it is the caller's choice (LossReader).
  */
-export function denoisingStep(sd: StableDiffusion, latent: Tensor, cond: Tensor, timestep: number, noise: Tensor, o: { mixedPrecision?: StageOptions['mixedPrecision']; gradientCheckpointing?: boolean; scale?: number }): Tensor {
+export function denoisingStep(sd: StableDiffusion, latent: Tensor, cond: Tensor, timestep: number, noise: Tensor, o: { mixedPrecision?: StageOptions['mixedPrecision']; gradientCheckpointing?: boolean; scale?: number; added?: AddedConditions }): Tensor {
   const noisy = sd.scheduler.addNoise(latent, noise, [timestep]);
   const target = trainingTarget(sd, latent, noise, timestep);
   const mp = o.mixedPrecision;
@@ -137,35 +138,51 @@ export function denoisingStep(sd: StableDiffusion, latent: Tensor, cond: Tensor,
   const lossOf = (pred: Tensor) => mseLoss(pred.float(), target.float());
   const scale = o.scale ?? 1;
   if (o.gradientCheckpointing) {
-    const { inputs, segments } = sd.unet.segments(noisy, timestep, cond);
+    if (o.added?.textEmbeds.requiresGrad) throw new Error('gradient checkpointing does not train the pooled embedding of SDXL stage A yet: turn it off for stage A');
+    const { inputs, segments } = sd.unet.segments(noisy, timestep, cond, o.added);
     const scaled = checkpointedBackward(segments.map((seg) => (s: Tensor[]) => amp(() => seg(s))), inputs, ([pred]) => {
       const l = lossOf(pred!);
       return scale === 1 ? l : l.mul(scale);
     });
     return scale === 1 ? scaled : scaled.div(scale);
   }
-  const loss = lossOf(amp(() => sd.unet.forward(noisy, timestep, cond)));
+  const loss = lossOf(amp(() => sd.unet.forward(noisy, timestep, cond, o.added)));
   (scale === 1 ? loss : loss.mul(scale)).backward();
   return loss.detach();
 }
 
 export interface StageAResult {
   eOpt: Tensor;
+  /** SDXL: the optimized pooled embedding (optimized with eOpt by one Adam). */
+  pooledOpt?: Tensor;
   losses: number[];
 }
 
-/** Stage A: Adam on the text embedding (initialized at e_tgt) with the UNet and VAE frozen. */
-export async function stageA(sd: StableDiffusion, latent: Tensor, eTgt: Tensor, o: StageOptions & { start?: Tensor }): Promise<StageAResult> {
+/** SDXL's pooled text embedding and time_ids for stage A: the pooled one is optimized with the context. */
+export interface PooledTarget {
+  /** The target text's pooled embedding (or where to start). [1, D] */
+  pooled: Tensor;
+  /** [1, 6] */
+  timeIds: Tensor;
+}
+
+/**
+ * Stage A: Adam on the text embedding (initialized at e_tgt) with the UNet and VAE frozen. For SDXL
+ * (`xl`), the pooled embedding is optimized together with it, by the same Adam (the golden trace's rule).
+ */
+export async function stageA(sd: StableDiffusion, latent: Tensor, eTgt: Tensor, o: StageOptions & { start?: Tensor; xl?: PooledTarget }): Promise<StageAResult> {
   sd.unet.requiresGrad_(false);
   const emb = keep(noGrad(() => (o.start ?? eTgt).to({ dtype: 'float32', copy: true })).requiresGrad_(true)); // [1, 77, D]
-  const opt = new optim.Adam([emb], { lr: o.lr });
+  const pooled = o.xl ? keep(noGrad(() => o.xl!.pooled.to({ dtype: 'float32', copy: true })).requiresGrad_(true)) : null; // [1, D]
+  const opt = new optim.Adam(pooled ? [emb, pooled] : [emb], { lr: o.lr });
   const reader = new LossReader(o.onStep, o.lossReadMs);
   try {
     for (let i = 0; i < o.steps && !o.shouldStop?.(); i++) {
       reader.push(i + 1, tidy(() => {
         const { timestep, noise } = o.noise.next(i);
         opt.zeroGrad();
-        const l = denoisingStep(sd, latent, emb.to(sd.dtype), timestep, noise, o);
+        const added = pooled ? { textEmbeds: pooled.to(sd.dtype), timeIds: o.xl!.timeIds } : undefined;
+        const l = denoisingStep(sd, latent, emb.to(sd.dtype), timestep, noise, { ...o, added });
         opt.step();
         return l;
       }));
@@ -178,7 +195,10 @@ export async function stageA(sd: StableDiffusion, latent: Tensor, eTgt: Tensor, 
   }
   const eOpt = noGrad(() => emb.detach().clone());
   emb.dispose();
-  return { eOpt, losses: reader.losses };
+  if (!pooled) return { eOpt, losses: reader.losses };
+  const pooledOpt = noGrad(() => pooled.detach().clone());
+  pooled.dispose();
+  return { eOpt, pooledOpt, losses: reader.losses };
 }
 
 /** Names of the UNet parameters Stage B trains in full ('all' or 'attention'). */
@@ -205,6 +225,8 @@ export interface StageBOptions extends StageOptions {
   resume?: { optimizer: optim.OptimizerState; done: number };
   /** Called every `every` steps with the state to save for resuming. */
   checkpoint?: { every: number; save: (done: number, opt: optim.Optimizer) => void };
+  /** SDXL: the added conditioning at e_opt (the optimized pooled embedding and the time_ids). */
+  added?: AddedConditions;
 }
 
 export interface StageBResult {
@@ -244,7 +266,7 @@ export async function stageB(sd: StableDiffusion, latent: Tensor, eOpt: Tensor, 
       reader.push(i + 1, tidy(() => {
         const { timestep, noise } = o.noise.next(i);
         opt.zeroGrad();
-        const l = denoisingStep(sd, latent, cond, timestep, noise, { ...o, scale: scaler.enabled ? scaler.scale_ : 1 });
+        const l = denoisingStep(sd, latent, cond, timestep, noise, { ...o, scale: scaler.enabled ? scaler.scale_ : 1, added: o.added });
         scaler.step(opt);
         scaler.update();
         return l;
@@ -294,6 +316,14 @@ export function interpolateEmbedding(eTgt: Tensor, eOpt: Tensor, eta: number): T
   return noGrad(() => tidy(() => eTgt.mul(eta).add(eOpt.mul(1 - eta))));
 }
 
+/** SDXL's pooled embeddings for stage C (interpolated with the same eta as the context) and the time_ids. */
+export interface PooledEmbeddings {
+  tgt: Tensor;
+  opt: Tensor;
+  uncond: Tensor;
+  timeIds: Tensor;
+}
+
 export interface RenderOptions {
   eta: number;
   guidanceScale: number;
@@ -305,19 +335,21 @@ export interface RenderOptions {
 }
 
 /** Stage C: sample from the fine-tuned UNet at the interpolated embedding, guided against e_uncond. Returns [1, 3, H, W]. */
-export async function renderEdit(sd: StableDiffusion, e: { eTgt: Tensor; eOpt: Tensor; eUncond: Tensor }, o: RenderOptions, size?: { width: number; height: number }): Promise<{ image: Tensor; latent: Tensor }> {
-  const [cond, uncond] = noGrad(() => tidy(() => [
+export async function renderEdit(sd: StableDiffusion, e: { eTgt: Tensor; eOpt: Tensor; eUncond: Tensor; xl?: PooledEmbeddings }, o: RenderOptions, size?: { width: number; height: number }): Promise<{ image: Tensor; latent: Tensor }> {
+  const [cond, uncond, pooled] = noGrad(() => tidy(() => [
     interpolateEmbedding(e.eTgt, e.eOpt, o.eta).to({ dtype: sd.dtype, device: sd.device }),
     e.eUncond.to({ dtype: sd.dtype, device: sd.device }),
+    ...(e.xl ? [interpolateEmbedding(e.xl.tgt, e.xl.opt, o.eta)] : []), // [1, D]
   ]));
   try {
     const r = await text2img(sd, {
       prompt: [], promptEmbeds: cond!, negativePromptEmbeds: uncond!, steps: o.steps, guidanceScale: o.guidanceScale,
       generator: new Generator(o.seed ?? 0), latents: o.latents, width: size?.width, height: size?.height, onStep: o.onStep,
+      added: e.xl ? { textEmbeds: pooled!, negativeTextEmbeds: e.xl.uncond, timeIds: e.xl.timeIds } : undefined,
     });
     return { image: r.images, latent: r.latents };
   } finally {
-    dispose([cond, uncond]);
+    dispose([cond!, uncond!, ...(pooled ? [pooled] : [])]);
   }
 }
 
