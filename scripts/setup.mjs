@@ -26,7 +26,7 @@ if (major < 20) {
 }
 
 // 1. npm packages
-const need = ['node-addon-api', 'typescript', '@types/node', 'sharp', 'commander', 'cli-progress', 'hono', '@hono/node-server', 'tar', 'esbuild', 'puppeteer-core', 'bullmq', 'ioredis', 'csv-parse', 'csv-stringify', 'node-html-parser', 'typedoc', 'typedoc-plugin-markdown'];
+const need = ['node-addon-api', 'typescript', '@types/node', 'sharp', 'commander', 'cli-progress', 'hono', '@hono/node-server', 'tar', 'esbuild', 'puppeteer-core', 'bullmq', 'ioredis', 'csv-parse', 'csv-stringify', 'yaml', 'node-html-parser', 'typedoc', 'typedoc-plugin-markdown'];
 if (need.some((p) => !existsSync(path.join(root, 'node_modules', p, 'package.json')))) {
   step('installing npm packages (npm install)', 'npm', ['install', '--no-audit', '--no-fund']);
 }

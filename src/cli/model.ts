@@ -12,6 +12,12 @@ export interface ModelArgs {
   offline?: boolean;
   threads?: number;
   quiet?: boolean;
+  /** Single-file checkpoints: the LDM inference YAML. */
+  config?: string;
+  /** A tokenizer folder or Hub repo id (single files carry none). */
+  tokenizer?: string;
+  /** Single files: text-encoder heads when its width is not a multiple of 64. */
+  textEncoderHeads?: number;
 }
 
 export const logger = (quiet?: boolean) => (m: string) => {
@@ -24,6 +30,7 @@ export async function loadModel(a: ModelArgs): Promise<StableDiffusion> {
   const download = a.quiet || !process.stderr.isTTY ? undefined : cliProgressReporter();
   return loadStableDiffusion(a.model, {
     dtype: a.dtype, device: a.device, variant: a.variant, revision: a.revision, offline: a.offline,
+    config: a.config, tokenizer: a.tokenizer, textEncoderHeads: a.textEncoderHeads,
     onDownload: download?.onProgress, onLog: (l) => log(`loaded ${l}`), onWarning: (w) => log(`warning: ${w}`),
   }).finally(() => download?.stop());
 }

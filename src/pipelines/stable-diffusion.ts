@@ -1,5 +1,6 @@
-// Loading a Stable Diffusion v1.x checkpoint (a diffusers folder, or a Hub repo id downloaded into
-// the standard cache) into its components: tokenizer, text encoder, UNet, VAE and DDIM scheduler.
+// Loading a Stable Diffusion v1.x / 2.x checkpoint (a diffusers folder, a Hub repo id downloaded into
+// the standard cache, or a single-file LDM checkpoint) into its components: tokenizer, text encoder,
+// UNet, VAE and DDIM scheduler.
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { dispose, noGrad, tensor, type DType, type Device, type Tensor } from '../engine/index.js';
@@ -9,6 +10,7 @@ import { CLIPTextModel, CLIPTokenizer, CLIP_TEXT_IGNORE_KEYS, clipTextCheckpoint
 import { UNet2DConditionModel } from '../models/unet/index.js';
 import { AutoencoderKL, currentVaeAttentionKey } from '../models/vae/index.js';
 import { DDIMScheduler } from '../schedulers/index.js';
+import { isSingleFileCheckpoint, loadSingleFile } from '../io/single-file/index.js';
 
 export interface StableDiffusion {
   /** null for checkpoints without tokenizer/ (then prompts must be given as token ids). */
@@ -17,7 +19,7 @@ export interface StableDiffusion {
   unet: UNet2DConditionModel;
   vae: AutoencoderKL;
   scheduler: DDIMScheduler;
-  /** The local folder the weights came from. */
+  /** The local folder (or single file) the weights came from. */
   root: string;
   dtype: DType;
   device: Device;
@@ -39,6 +41,16 @@ export interface LoadStableDiffusionOptions {
   onLog?: (line: string) => void;
   /** Notes that do not stop loading (a PNDM scheduler config run as DDIM, ...). */
   onWarning?: (message: string) => void;
+  /** Single-file checkpoints: the LDM inference YAML (head counts, `parameterization: v`, `layer: penultimate`). */
+  config?: string;
+  /** Single-file checkpoints: text-encoder heads when the width is not a multiple of 64 (tiny test models). */
+  textEncoderHeads?: number;
+  /**
+   * A tokenizer folder (vocab.json + merges.txt, or a folder with tokenizer/) or a Hub repo id. Single
+   * files carry none: without this they load with tokenizer null (prompts as token ids). For a
+   * diffusers folder it replaces the folder's tokenizer/.
+   */
+  tokenizer?: string;
 }
 
 const REPO_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
@@ -46,7 +58,9 @@ const REPO_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
 /** A local folder as is; else a Hub repo id ('CompVis/stable-diffusion-v1-4') fetched into the cache. */
 export async function resolveModelSource(source: string, opts: LoadStableDiffusionOptions = {}): Promise<string> {
   if (existsSync(source)) {
-    if (!statSync(source).isDirectory()) throw new Error(`model '${source}' is a file; expected a diffusers folder (model_index.json, unet/, vae/, ...)`);
+    if (!statSync(source).isDirectory() && !isSingleFileCheckpoint(source)) {
+      throw new Error(`model '${source}' is a file but not a single-file checkpoint (.safetensors, .ckpt); expected one of those or a diffusers folder (model_index.json, unet/, vae/, ...)`);
+    }
     return source;
   }
   if (!REPO_ID.test(source) || source.startsWith('.') || source.startsWith('/')) {
@@ -74,6 +88,7 @@ export function hubPatterns(variant?: string): { allowPatterns: string[]; ignore
 /** Loads every component, each streamed from disk into a model built on the meta device. */
 export async function loadStableDiffusion(source: string, opts: LoadStableDiffusionOptions = {}): Promise<StableDiffusion> {
   const root = await resolveModelSource(source, opts);
+  if (!statSync(root).isDirectory()) return loadFromSingleFile(root, opts);
   if (!isDiffusersPipeline(root)) {
     throw new CheckpointError(root, 'not a diffusers Stable Diffusion folder: it has no model_index.json (expected model_index.json, unet/, vae/, text_encoder/, scheduler/ and usually tokenizer/)');
   }
@@ -94,13 +109,50 @@ export async function loadStableDiffusion(source: string, opts: LoadStableDiffus
     loaded.push(vae);
     const scheduler = DDIMScheduler.fromPretrained(path.join(root, 'scheduler'), (w) => opts.onWarning?.(w));
     const tokDir = path.join(root, 'tokenizer');
-    const tokenizer = existsSync(path.join(tokDir, 'vocab.json')) ? CLIPTokenizer.fromDir(tokDir) : null;
+    const tokenizer = opts.tokenizer !== undefined ? await loadTokenizer(opts.tokenizer, opts)
+      : existsSync(path.join(tokDir, 'vocab.json')) ? CLIPTokenizer.fromDir(tokDir) : null;
     if (tokenizer === null) opts.onWarning?.(`${root} has no tokenizer/: prompts must be given as token ids`);
     return { tokenizer, textEncoder: te.module.eval(), unet: unet.module.eval(), vae, scheduler, root, dtype, device };
   } catch (e) {
     for (const m of loaded) m.dispose();
     throw e;
   }
+}
+
+/** A single-file LDM checkpoint (SD v1 / SD 2.x): architecture from its keys and the YAML, weights streamed. */
+async function loadFromSingleFile(file: string, opts: LoadStableDiffusionOptions): Promise<StableDiffusion> {
+  const dtype = opts.dtype ?? 'float32';
+  const device = opts.device ?? 'cpu';
+  const tokenizer = opts.tokenizer !== undefined ? await loadTokenizer(opts.tokenizer, opts) : null;
+  const m = loadSingleFile(file, { config: opts.config, textEncoderHeads: opts.textEncoderHeads, dtype, device });
+  try {
+    m.arch.warnings.forEach((w) => opts.onWarning?.(w));
+    const gb = m.summary.bytes / 1e9;
+    opts.onLog?.(`${m.arch.variant} single file: ${m.summary.tensors} tensors, ${gb.toFixed(2)} GB in ${m.summary.seconds.toFixed(2)} s`
+      + ` (${m.skipped.length} keys skipped: schedule buffers, EMA, unused text layers)`);
+    const scheduler = DDIMScheduler.fromConfig(m.arch.scheduler, (w) => opts.onWarning?.(w));
+    if (tokenizer === null) opts.onWarning?.(`${file} is a single file without a tokenizer: prompts must be given as token ids (give a tokenizer folder or repo id to use text)`);
+    return { tokenizer, textEncoder: m.textEncoder, unet: m.unet, vae: m.vae, scheduler, root: file, dtype, device };
+  } catch (e) {
+    m.unet.dispose();
+    m.vae.dispose();
+    m.textEncoder.dispose();
+    throw e;
+  }
+}
+
+/** A CLIP tokenizer from a folder (with vocab.json, or with tokenizer/ inside) or a Hub repo id. */
+export async function loadTokenizer(spec: string, opts: LoadStableDiffusionOptions = {}): Promise<CLIPTokenizer> {
+  let dir = spec;
+  if (!existsSync(spec)) {
+    if (!REPO_ID.test(spec) || spec.startsWith('.') || spec.startsWith('/')) throw new Error(`tokenizer '${spec}' is neither an existing folder nor a Hub repo id like 'org/name'`);
+    dir = await snapshotDownload(spec, {
+      revision: opts.revision, token: opts.token, offline: opts.offline, cacheDir: opts.cacheDir, onProgress: opts.onDownload,
+      allowPatterns: ['vocab.json', 'merges.txt', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer/*'],
+    });
+  }
+  for (const d of [dir, path.join(dir, 'tokenizer')]) if (existsSync(path.join(d, 'vocab.json'))) return CLIPTokenizer.fromDir(d);
+  throw new Error(`tokenizer '${spec}' has no vocab.json (nor tokenizer/vocab.json)`);
 }
 
 /** The VAE, streamed; checkpoints with the legacy attention layout (query/key/value, 1x1-conv weights) go the converting path. */
