@@ -10,6 +10,7 @@ import {
   invertedNoise, openForRender, renderGrid, resolveSettings, runEdit, stageBChangedWeights,
   type CandidateScorer, type Embeddings, type ImagicSettings, type PresetName, type PreservationMetric,
 } from '../pipelines/imagic/index.js';
+import { embeddingTensors } from '../pipelines/imagic/index.js';
 import type { StableDiffusion } from '../pipelines/index.js';
 import { captionWarnings, isShapesModel } from '../shapes/domain.js';
 import { loadInputImage, loadSessionInput, saveSessionInput, type ImageSource } from './input.js';
@@ -107,7 +108,7 @@ async function renderFrom(sd: StableDiffusion, emb: Embeddings, dir: string, inp
       const e = EditSession.open(dir).loadEmbeddings();
       dispose([e.eTgt, e.eOpt, e.eUncond, e.rngAfterA]);
       try {
-        inverted = invertedNoise(sd, e.latent, emb.eOpt, c.steps);
+        inverted = invertedNoise(sd, e.latent, emb.eOpt, c.steps, emb.xl);
       } finally {
         e.latent.dispose();
       }
@@ -202,7 +203,7 @@ export async function edit(pipe: Pipeline, image: ImageSource, target: string, o
     });
   } finally {
     input?.dispose();
-    if (emb) dispose(Object.values(emb as Embeddings));
+    if (emb) dispose(embeddingTensors(emb as Embeddings));
     scorer?.dispose();
     if (o.session === undefined) rmSync(dir, { recursive: true, force: true });
   }
@@ -246,7 +247,7 @@ export async function render(pipe: Pipeline, session: string, o: RenderChoices =
     });
   } finally {
     input?.dispose();
-    if (emb) dispose(Object.values(emb as Embeddings));
+    if (emb) dispose(embeddingTensors(emb as Embeddings));
     scorer?.dispose();
   }
 }

@@ -103,7 +103,7 @@ export async function renderAuto(sd: StableDiffusion, emb: Embeddings, p: Render
     const e = EditSession.open(c.session).loadEmbeddings();
     dispose([e.eTgt, e.eOpt, e.eUncond, e.rngAfterA]);
     try {
-      inverted = invertedNoise(sd, e.latent, emb.eOpt, c.steps);
+      inverted = invertedNoise(sd, e.latent, emb.eOpt, c.steps, emb.xl);
     } finally {
       e.latent.dispose();
     }

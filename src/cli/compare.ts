@@ -7,6 +7,7 @@ import { tensorToImage, writePng, type RgbImage } from '../io/image.js';
 import { sideBySide } from '../io/sheet.js';
 import { ddimInversionEdit, disposeStableDiffusion, img2img, type StableDiffusion } from '../pipelines/index.js';
 import { INVERTED_SEED, defaultPreset, renderEdit, resolveSettings, type CandidateScorer, type Embeddings } from '../pipelines/imagic/index.js';
+import { embeddingTensors } from '../pipelines/imagic/index.js';
 import { checkPlan, finishReport, gridKey, metricsReport, planRender, renderAuto, saveSessionInput, scoreImage, type RenderPlan } from './auto.js';
 import { checkTargetText, defaultSessionDir, loadInput, scorerFor, trainWithProgress, type EditArgs } from './edit.js';
 import { formatEta, seedText, type MetricsReport } from './metrics.js';
@@ -132,7 +133,7 @@ export async function compare(imageFile: string, target: string, a: CompareArgs)
   } finally {
     stop?.dispose();
     dispose(tensors);
-    if (emb) dispose(Object.values(emb));
+    if (emb) dispose(embeddingTensors(emb));
     if (sd) disposeStableDiffusion(sd);
     scorer?.dispose();
   }

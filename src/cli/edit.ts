@@ -6,6 +6,7 @@ import { tensorToImage, writePng, type RgbImage } from '../io/image.js';
 import { contactSheet } from '../io/sheet.js';
 import { disposeStableDiffusion, type StableDiffusion } from '../pipelines/index.js';
 import { AUTO_ETAS, DEFAULT_PRESERVATION, EditSession, defaultPreset, INVERTED_SEED, etaWarning, openForRender, renderGrid, resolveSettings, runEdit, type Candidate, type CandidateScorer, type PreservationMetric, type EditInputs, type EditResult, type Embeddings, type ImagicSettings, type PresetName, type TrainMode } from '../pipelines/imagic/index.js';
+import { embeddingTensors } from '../pipelines/imagic/index.js';
 import type { LoRATargets } from '../nn/index.js';
 import { interruptFlag } from './options.js';
 import { loadInputImage } from '../api/input.js';
@@ -195,7 +196,7 @@ export async function edit(imageFile: string, target: string, a: EditArgs): Prom
   } finally {
     stop?.dispose();
     if (input) input.dispose();
-    if (emb) dispose(Object.values(emb));
+    if (emb) dispose(embeddingTensors(emb));
     if (sd) disposeStableDiffusion(sd);
     scorer?.dispose();
   }
@@ -236,7 +237,7 @@ export async function render(sessionDir: string, a: RenderArgs & Partial<ModelAr
     log(`wrote ${outputs.join(', ')}${plan.auto ? ` and ${plan.files.size} candidates in ${plan.candidatesDir}` : ''}`);
     return outputs;
   } finally {
-    if (emb) dispose(Object.values(emb));
+    if (emb) dispose(embeddingTensors(emb));
     if (sd) disposeStableDiffusion(sd);
     input?.dispose();
     scorer?.dispose();

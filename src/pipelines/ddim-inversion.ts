@@ -4,6 +4,7 @@ import { Generator, keep, noGrad, stack, tidy, unkeep, type Tensor } from '../en
 import type { RgbImage } from '../io/image.js';
 import type { DDIMScheduler } from '../schedulers/index.js';
 import { predictOriginal, SchedulerError } from '../schedulers/schedule.js';
+import type { AddedConditions } from '../models/unet/index.js';
 import { encodeImage, guidedNoise, textEmbeddings, type LatentMode, type TextEmbedsOptions } from './img2img.js';
 import type { StableDiffusion } from './stable-diffusion.js';
 import { text2img } from './text2img.js';
@@ -77,6 +78,8 @@ export interface DDIMInversionOptions extends TextEmbedsOptions {
   generator?: Generator;
   /** Also return every intermediate latent. */
   returnTrajectory?: boolean;
+  /** SDXL's added conditioning for the prompt embeddings (guidance 1: the conditional side only). */
+  added?: AddedConditions;
   onStep?: (step: number, steps: number, timestep: number) => void;
 }
 
@@ -115,7 +118,7 @@ export function invertDDIM(sd: StableDiffusion, opts: DDIMInversionOptions): DDI
       const batch = guidance > 1 ? embeds.shape[0]! / 2 : embeds.shape[0]!;
       if (batch !== z0.shape[0]) throw new RangeError(`${batch} prompts for ${z0.shape[0]} images: give one per image`);
       timesteps.forEach((t, i) => {
-        const next = tidy(() => ddimInverseStep(sd.scheduler, guidedNoise(sd, latents, t, embeds!, guidance), t, latents, steps).nextSample);
+        const next = tidy(() => ddimInverseStep(sd.scheduler, guidedNoise(sd, latents, t, embeds!, guidance, opts.added), t, latents, steps).nextSample);
         if (latents !== z0 && !opts.returnTrajectory) latents.dispose();
         latents = keep(next);
         if (opts.returnTrajectory) trajectory.push(latents);

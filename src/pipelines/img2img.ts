@@ -2,6 +2,7 @@
 // noise the image's latent to `strength` of the DDIM schedule, then denoise it with the target text.
 import { cat, dispose, Generator, keep, noGrad, randn, Tensor, tidy, unkeep } from '../engine/index.js';
 import { imageToTensor, type RgbImage } from '../io/image.js';
+import type { AddedConditions } from '../models/unet/index.js';
 import { encodePrompt, type StableDiffusion } from './stable-diffusion.js';
 
 /** How an image becomes a latent: a draw from the VAE posterior (diffusers' default) or its mean. */
@@ -73,10 +74,10 @@ export function textEmbeddings(sd: StableDiffusion, opts: TextEmbedsOptions, use
 }
 
 /** The classifier-free guided noise prediction (Ho & Salimans 2022) at timestep t. [B, 4, h, w] */
-export function guidedNoise(sd: StableDiffusion, latents: Tensor, t: number, embeds: Tensor, guidanceScale: number): Tensor {
+export function guidedNoise(sd: StableDiffusion, latents: Tensor, t: number, embeds: Tensor, guidanceScale: number, added?: AddedConditions): Tensor {
   return tidy(() => {
     const guided = embeds.shape[0] === 2 * latents.shape[0]!;
-    const noisePred = sd.unet.forward(guided ? cat([latents, latents]) : latents, t, embeds);
+    const noisePred = sd.unet.forward(guided ? cat([latents, latents]) : latents, t, embeds, added);
     if (!guided) return noisePred;
     const [uncond, text] = noisePred.chunk(2);
     return uncond!.add(text!.sub(uncond!).mul(guidanceScale));

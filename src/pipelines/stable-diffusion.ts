@@ -1,12 +1,12 @@
 // Loading a Stable Diffusion v1.x / 2.x checkpoint (a diffusers folder, a Hub repo id downloaded into
 // the standard cache, or a single-file LDM checkpoint) into its components: tokenizer, text encoder,
 // UNet, VAE and DDIM scheduler.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { dispose, noGrad, tensor, type DType, type Device, type Tensor } from '../engine/index.js';
+import { cat, dispose, noGrad, tensor, tidy, type DType, type Device, type Tensor } from '../engine/index.js';
 import { CheckpointError, formatSummary, isDiffusersPipeline, loadComponent, readSafetensorsHeader, resolveComponent, type LoadSummary } from '../io/index.js';
 import { snapshotDownload, type HubProgress } from '../io/hub.js';
-import { CLIPTextModel, CLIPTokenizer, CLIP_TEXT_IGNORE_KEYS, clipTextCheckpointKey, parseCLIPTextConfig } from '../models/clip/index.js';
+import { CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, CLIP_TEXT_IGNORE_KEYS, clipTextCheckpointKey, parseCLIPTextConfig } from '../models/clip/index.js';
 import { UNet2DConditionModel } from '../models/unet/index.js';
 import { AutoencoderKL, currentVaeAttentionKey } from '../models/vae/index.js';
 import { DDIMScheduler } from '../schedulers/index.js';
@@ -23,6 +23,17 @@ export interface StableDiffusion {
   root: string;
   dtype: DType;
   device: Device;
+  /** SDXL: the second text encoder (with projection), its tokenizer, and whether the empty prompt is zeros. */
+  xl?: StableDiffusionXL;
+}
+
+/** SDXL's extra components (model_index.json lists text_encoder_2). */
+export interface StableDiffusionXL {
+  textEncoder2: CLIPTextModelWithProjection;
+  /** null without tokenizer_2/ (then prompts are token ids). */
+  tokenizer2: CLIPTokenizer | null;
+  /** model_index.json's force_zeros_for_empty_prompt: the unconditional embeddings of '' are zeros. */
+  forceZerosForEmptyPrompt: boolean;
 }
 
 export interface LoadStableDiffusionOptions {
@@ -112,7 +123,22 @@ export async function loadStableDiffusion(source: string, opts: LoadStableDiffus
     const tokenizer = opts.tokenizer !== undefined ? await loadTokenizer(opts.tokenizer, opts)
       : existsSync(path.join(tokDir, 'vocab.json')) ? CLIPTokenizer.fromDir(tokDir) : null;
     if (tokenizer === null) opts.onWarning?.(`${root} has no tokenizer/: prompts must be given as token ids`);
-    return { tokenizer, textEncoder: te.module.eval(), unet: unet.module.eval(), vae, scheduler, root, dtype, device };
+    // SDXL: the second text encoder (with projection) and its tokenizer.
+    const index = JSON.parse(readFileSync(path.join(root, 'model_index.json'), 'utf8')) as Record<string, unknown>;
+    let xl: StableDiffusionXL | undefined;
+    if (index.text_encoder_2) {
+      const te2 = loadComponent(root, 'text_encoder_2', (c, init) => new CLIPTextModelWithProjection(parseCLIPTextConfig(c), init),
+        { ...common, ignore: CLIP_TEXT_IGNORE_KEYS.map((k) => `text_model.${k}`) });
+      loaded.push(te2.module);
+      log('text_encoder_2', te2.summary);
+      const tok2Dir = path.join(root, 'tokenizer_2');
+      xl = {
+        textEncoder2: te2.module.eval(),
+        tokenizer2: existsSync(path.join(tok2Dir, 'vocab.json')) ? CLIPTokenizer.fromDir(tok2Dir) : null,
+        forceZerosForEmptyPrompt: index.force_zeros_for_empty_prompt === true,
+      };
+    }
+    return { tokenizer, textEncoder: te.module.eval(), unet: unet.module.eval(), vae, scheduler, root, dtype, device, ...(xl ? { xl } : {}) };
   } catch (e) {
     for (const m of loaded) m.dispose();
     throw e;
@@ -170,6 +196,7 @@ function loadVae(root: string, common: { dtype: DType; device: Device; variant?:
 
 export function disposeStableDiffusion(sd: StableDiffusion): void {
   sd.textEncoder.dispose();
+  sd.xl?.textEncoder2.dispose();
   sd.unet.dispose();
   sd.vae.dispose();
 }
@@ -196,4 +223,49 @@ export function encodePrompt(sd: StableDiffusion, prompts: string[] | number[][]
     dispose([t, poolerOutput]);
     return lastHiddenState;
   });
+}
+
+/** SDXL's text conditioning: the context [B, 77, D1 + D2] and the pooled embedding [B, P]. */
+export interface XLPromptEmbeds {
+  promptEmbeds: Tensor;
+  pooled: Tensor;
+}
+
+/**
+ * SDXL prompt encoding, as diffusers' StableDiffusionXLPipeline.encode_prompt: the penultimate hidden
+ * states of both text encoders, concatenated, and the second encoder's projected pooled output.
+ * Prompts are text (both tokenizers needed) or token ids: `ids2` for the second encoder (default:
+ * the same rows). With force_zeros_for_empty_prompt, an empty prompt gives zeros (diffusers' rule
+ * for the unconditional side).
+ */
+export function encodePromptXL(sd: StableDiffusion, prompts: string[] | number[][], ids2?: number[][], onWarning?: (m: string) => void): XLPromptEmbeds {
+  const xl = sd.xl;
+  if (!xl) throw new Error(`the checkpoint at ${sd.root} is not SDXL (no text_encoder_2)`);
+  const texts = prompts.length > 0 && typeof prompts[0] === 'string' ? (prompts as string[]) : null;
+  const idsOf = (tok: CLIPTokenizer | null, which: string): number[][] => {
+    if (!texts) return which === 'tokenizer_2' && ids2 ? ids2 : (prompts as number[][]);
+    if (tok === null) throw new Error(`the checkpoint at ${sd.root} has no ${which}: give token ids instead of text`);
+    const enc = tok.call(texts, { maxLength: 77 });
+    enc.truncated.forEach((lost, i) => {
+      if (lost > 0) onWarning?.(`prompt ${i + 1} is longer than the text encoder's 77 tokens: ${lost} tokens were cut ("${enc.truncatedText[i]}")`);
+    });
+    return enc.inputIds;
+  };
+  const [promptEmbeds, pooled] = noGrad(() => tidy(() => {
+    const a = tensor(idsOf(sd.tokenizer, 'tokenizer'), { dtype: 'int64', device: sd.device });
+    const b = tensor(idsOf(xl.tokenizer2, 'tokenizer_2'), { dtype: 'int64', device: sd.device });
+    const o1 = sd.textEncoder.forward(a, { outputHiddenStates: true });
+    const o2 = xl.textEncoder2.forward(b, { outputHiddenStates: true });
+    const h1 = o1.hiddenStates![o1.hiddenStates!.length - 2]!;
+    const h2 = o2.hiddenStates![o2.hiddenStates!.length - 2]!;
+    const embeds = cat([h1, h2], -1); // [B, 77, D1 + D2]
+    const zeros = xl.forceZerosForEmptyPrompt && texts !== null && texts.every((t) => t === '');
+    return zeros ? [embeds.mul(0), o2.textEmbeds.mul(0)] : [embeds, o2.textEmbeds.clone()]; // pooled [B, P]
+  }));
+  return { promptEmbeds: promptEmbeds!, pooled: pooled! };
+}
+
+/** SDXL's time_ids for an image of height x width, uncropped, at its own size: (h, w, 0, 0, h, w). [1, 6] */
+export function defaultTimeIds(height: number, width: number, device: Device = 'cpu'): Tensor {
+  return tensor([[height, width, 0, 0, height, width]], { dtype: 'float32', device });
 }

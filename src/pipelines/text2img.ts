@@ -1,7 +1,7 @@
 // Text-to-image with classifier-free guidance (Ho & Salimans 2022) and DDIM sampling, as diffusers'
 // StableDiffusionPipeline: the denoising loop is written out here, top to bottom.
 import { cat, dispose, Generator, keep, noGrad, randn, tidy, unkeep, type Tensor } from '../engine/index.js';
-import { encodePrompt, type StableDiffusion } from './stable-diffusion.js';
+import { defaultTimeIds, encodePrompt, encodePromptXL, type StableDiffusion, type XLPromptEmbeds } from './stable-diffusion.js';
 import type { AddedConditions } from '../models/unet/index.js';
 
 export interface Text2ImgOptions {
@@ -57,6 +57,8 @@ function checkPositiveInt(name: string, v: number, multipleOf = 1): void {
  * (which it does only between turns: a long synchronous loop grows the C heap).
  */
 export async function text2img(sd: StableDiffusion, opts: Text2ImgOptions): Promise<Text2ImgResult> {
+  if (sd.xl && opts.promptEmbeds === undefined) return text2imgXL(sd, opts);
+  if (sd.xl && opts.added === undefined) throw new Error('an SDXL model needs its added conditioning with promptEmbeds: give `added` (the pooled embeddings and time_ids)');
   const steps = opts.steps ?? 50;
   const guidance = opts.guidanceScale ?? 7.5;
   const perPrompt = opts.numImagesPerPrompt ?? 1;
@@ -146,4 +148,30 @@ function repeatRows(x: Tensor, n: number): Tensor {
   if (n === 1) return x;
   const [b, ...rest] = x.shape;
   return x.unsqueeze(1).expand(b!, n, ...rest).reshape(b! * n, ...rest);
+}
+
+/**
+ * SDXL from prompts: both text encoders (encodePromptXL), the unconditional side from the negative
+ * prompt (zeros for an empty one where the model says so, as diffusers), time_ids for the output size.
+ */
+async function text2imgXL(sd: StableDiffusion, opts: Text2ImgOptions): Promise<Text2ImgResult> {
+  const height = opts.height ?? (sd.unet.config.sample_size ?? 128) * 8;
+  const width = opts.width ?? (sd.unet.config.sample_size ?? 128) * 8;
+  const cond = encodePromptXL(sd, asList(opts.prompt), undefined, opts.onWarning);
+  let uncond: XLPromptEmbeds | null = null;
+  const timeIds = defaultTimeIds(height, width, sd.device);
+  try {
+    if (opts.negativePrompt === undefined && sd.xl!.forceZerosForEmptyPrompt) {
+      uncond = noGrad(() => ({ promptEmbeds: cond.promptEmbeds.mul(0), pooled: cond.pooled.mul(0) }));
+    } else {
+      if (opts.negativePrompt === undefined && sd.tokenizer === null) throw new Error(`the checkpoint at ${sd.root} has no tokenizer to encode the empty negative prompt: give negativePrompt as token ids`);
+      uncond = encodePromptXL(sd, asList(opts.negativePrompt ?? ''), undefined, opts.onWarning);
+    }
+    return await text2img(sd, {
+      ...opts, prompt: [], negativePrompt: undefined, promptEmbeds: cond.promptEmbeds, negativePromptEmbeds: uncond.promptEmbeds, width, height,
+      added: { textEmbeds: cond.pooled, negativeTextEmbeds: uncond.pooled, timeIds },
+    });
+  } finally {
+    dispose([cond.promptEmbeds, cond.pooled, timeIds, ...(uncond ? [uncond.promptEmbeds, uncond.pooled] : [])]);
+  }
 }

@@ -11,6 +11,7 @@ import {
   AUTO_SEEDS, DEFAULT_AUTO_RULE, DEFAULT_PRESERVATION, EditSession, INVERTED_SEED, autoChoose, clipCandidateScorer, invertedNoise, renderEtas,
   resolveClipSource, runEdit, stageBChangedWeights, type CandidateScorer, type Embeddings,
 } from '../pipelines/imagic/index.js';
+import { embeddingTensors } from '../pipelines/imagic/index.js';
 import type { CompareJob, FromWorker, ModelSpec, PreloadJob, RenderJob, TrainJob, TrainResult } from './protocol.js';
 import { renderFile, sessionFiles } from './paths.js';
 
@@ -73,7 +74,7 @@ export class Compute {
 
   private unload(): void {
     if (!this.loaded) return;
-    dispose([...Object.values(this.loaded.emb), this.loaded.latent, ...this.loaded.inverted.values()]);
+    dispose([...embeddingTensors(this.loaded.emb), this.loaded.latent, ...this.loaded.inverted.values()]);
     this.loaded = null;
   }
 
@@ -143,7 +144,7 @@ export class Compute {
       return { interrupted: false, auto: await this.choose(sd, job, emb!, input, scorer, stopped) };
     } finally {
       input.dispose();
-      if (emb) dispose(Object.values(emb));
+      if (emb) dispose(embeddingTensors(emb));
       // The next job starts from the base model.
       this.restoreBase(sd);
     }
@@ -158,7 +159,7 @@ export class Compute {
     this.send({ kind: 'stage', jobId: job.jobId, stage: 'choose', total, startAt: 0 });
     let inverted: Tensor | null = null;
     try {
-      inverted = invertedNoise(sd, e.latent, emb.eOpt, steps);
+      inverted = invertedNoise(sd, e.latent, emb.eOpt, steps, emb.xl);
       const files: string[] = [];
       const r = await autoChoose(sd, emb, {
         etas: autoEtas, seeds: AUTO_SEEDS, steps, guidanceScale, target: job.text, input, scorer: s.scorer, rule: DEFAULT_AUTO_RULE, invertedNoise: inverted,
@@ -212,7 +213,7 @@ export class Compute {
     if (job.seed === INVERTED_SEED) {
       noise = s.inverted.get(job.steps);
       if (!noise) {
-        noise = keep(invertedNoise(sd, s.latent, s.emb.eOpt, job.steps));
+        noise = keep(invertedNoise(sd, s.latent, s.emb.eOpt, job.steps, s.emb.xl));
         s.inverted.set(job.steps, noise);
       }
     }

@@ -4,13 +4,15 @@
 // states of both encoders, concatenated; the pooled embedding), and the full-size SDXL base keys.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { cat, noGrad, type Tensor } from '../../src/engine/index.js';
 import { loadSafetensors } from '../../src/io/index.js';
 import { CLIPTextModel, CLIPTextModelWithProjection, loadCLIPTextModel, loadCLIPTextModelWithProjection, parseCLIPTextConfig } from '../../src/models/clip/index.js';
 import { UNet2DConditionModel } from '../../src/models/unet/index.js';
 import { AutoencoderKL } from '../../src/models/vae/index.js';
-import { disposeStableDiffusion, imagic, loadStableDiffusion } from '../../src/pipelines/index.js';
+import { defaultTimeIds, disposeStableDiffusion, encodePromptXL, imagic, loadStableDiffusion, text2img } from '../../src/pipelines/index.js';
 import { assertClose } from '../helpers.js';
 import { fixturePath } from '../fixtures.js';
 
@@ -116,5 +118,74 @@ test('the Imagic trace on SDXL: the context and the pooled embedding optimized t
     assertClose(c.image, G('imagic.output_image'), 1e-3, 0, 'output image');
   } finally {
     disposeStableDiffusion(sd);
+  }
+});
+
+test('SDXL as a pipeline: text_encoder_2 loaded, encodePromptXL as diffusers, and text-to-image with zeros unconditional and default time_ids', async () => {
+  const sd = await loadStableDiffusion(TINY);
+  try {
+    assert.ok(sd.xl, 'model_index.json lists text_encoder_2');
+    assert.equal(sd.xl.forceZerosForEmptyPrompt, true);
+    const ids1 = G('te.input_ids').toArray() as number[][];
+    const ids2 = G('te2.input_ids').toArray() as number[][];
+    const e = encodePromptXL(sd, ids1, ids2);
+    assertClose(e.promptEmbeds, G('prompt_embeds'), 1e-4, 1e-4, 'sdxl.prompt_embeds');
+    assertClose(e.pooled, G('pooled_prompt_embeds'), 1e-4, 1e-4, 'sdxl.pooled_prompt_embeds');
+    // From token ids (the same rows for both encoders), the automatic path equals the explicit one.
+    const auto = await text2img(sd, { prompt: ids1, steps: 3, seed: 5 });
+    const c = encodePromptXL(sd, ids1);
+    const zeros = (t: Tensor) => noGrad(() => t.mul(0));
+    const manual = await text2img(sd, {
+      prompt: [], promptEmbeds: c.promptEmbeds, negativePromptEmbeds: zeros(c.promptEmbeds), steps: 3, seed: 5,
+      added: { textEmbeds: c.pooled, negativeTextEmbeds: zeros(c.pooled), timeIds: defaultTimeIds(64, 64) },
+    });
+    assertClose(auto.images, manual.images, 0, 0, 'automatic SDXL conditioning');
+    assert.deepEqual(auto.images.shape, [1, 3, 64, 64]);
+    await assert.rejects(text2img(sd, { prompt: [], promptEmbeds: c.promptEmbeds, negativePromptEmbeds: c.promptEmbeds, steps: 1 }), /needs its added conditioning/);
+  } finally {
+    disposeStableDiffusion(sd);
+  }
+});
+
+test('an Imagic session on SDXL: pooled embeddings and time_ids saved, the family recorded, renders from the session equal the edit', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'imagic-sdxl-session-'));
+  const sd = await loadStableDiffusion(TINY);
+  try {
+    const ids = G('te.input_ids').toArray() as number[][];
+    const settings = imagic.resolveSettings('default', { stepsA: 3, stepsB: 2, steps: 4 });
+    const r = await imagic.runEdit(sd, dir, { image: G('imagic.image'), imageSource: 'golden', target: ids, modelSource: TINY }, settings);
+    assert.equal(r.interrupted, false);
+    const emb = r.embeddings!;
+    assert.ok(emb.xl, 'the SDXL embeddings carry the pooled ones');
+    assert.deepEqual(emb.xl.timeIds.toArray(), [[64, 64, 0, 0, 64, 64]]);
+    assert.equal(noGrad(() => emb.eUncond.abs().amax().item()), 0, 'zeros unconditional (force_zeros_for_empty_prompt)');
+    assert.ok(noGrad(() => emb.xl!.opt.sub(emb.xl!.tgt).abs().amax().item()) > 0, 'stage A moved the pooled embedding');
+    const json = JSON.parse(readFileSync(path.join(dir, 'session.json'), 'utf8')) as { model: { family: string; prediction: string } };
+    assert.deepEqual([json.model.family, json.model.prediction], ['sdxl', 'epsilon']);
+    const direct = await imagic.renderEdit(sd, emb, { eta: 0.8, guidanceScale: 7.5, steps: 4, seed: 1 });
+    // From the session on a freshly loaded base: the same pixels.
+    const base = await loadStableDiffusion(TINY);
+    try {
+      const { embeddings } = imagic.openForRender(base, dir);
+      assert.ok(embeddings.xl);
+      const again = await imagic.renderEdit(base, embeddings, { eta: 0.8, guidanceScale: 7.5, steps: 4, seed: 1 });
+      assertClose(again.image, direct.image, 0, 0, 'render from the session');
+      const batch = await imagic.renderEtas(base, embeddings, { etas: [0.8], seed: 1, steps: 4, guidanceScale: 7.5 });
+      assertClose(batch, direct.image, 1e-5, 1e-5, 'renderEtas (batched etas)');
+      const e = imagic.EditSession.open(dir).loadEmbeddings();
+      const inv = imagic.invertedNoise(base, e.latent, embeddings.eOpt, 4, embeddings.xl);
+      assert.deepEqual(inv.shape, [1, 4, 8, 8]);
+      const sd1 = await loadStableDiffusion(fixturePath('golden/tiny-sd'));
+      try {
+        assert.throws(() => imagic.openForRender(sd1, dir), /was trained on Stable Diffusion XL \(epsilon\), but the model given is Stable Diffusion 1\.x/);
+      } finally {
+        disposeStableDiffusion(sd1);
+      }
+    } finally {
+      disposeStableDiffusion(base);
+    }
+  } finally {
+    disposeStableDiffusion(sd);
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -1,11 +1,11 @@
 // A whole Imagic edit with its session: stage A, stage B (checkpointed), resumable at any step
 // boundary, and the rendering of eta x seed grids from a finished session.
 import { createHash } from 'node:crypto';
-import { dispose, Generator, keep, type Tensor } from '../../engine/index.js';
-import { encodePrompt, type StableDiffusion } from '../stable-diffusion.js';
+import { dispose, Generator, keep, noGrad, type Tensor } from '../../engine/index.js';
+import { defaultTimeIds, encodePrompt, encodePromptXL, type StableDiffusion } from '../stable-diffusion.js';
 import type { ImagicSettings } from './presets.js';
 import { EditSession, SessionError, modelFamily, modelFingerprint } from './session.js';
-import { createLoRA, encodeImage, generatorNoise, renderEdit, stageA, stageB, trainableNames } from './stages.js';
+import { createLoRA, encodeImage, generatorNoise, renderEdit, stageA, stageB, trainableNames, type PooledEmbeddings } from './stages.js';
 
 export interface EditInputs {
   /** [1, 3, H, W] in [-1, 1], at the model's resolution. */
@@ -31,6 +31,26 @@ export interface Embeddings {
   eTgt: Tensor;
   eOpt: Tensor;
   eUncond: Tensor;
+  /** SDXL: the pooled embeddings (target, optimized, unconditional) and the time_ids. */
+  xl?: PooledEmbeddings;
+}
+
+/** Every tensor of the embeddings (to dispose them). */
+export function embeddingTensors(e: Embeddings): Tensor[] {
+  return [e.eTgt, e.eOpt, e.eUncond, ...(e.xl ? [e.xl.tgt, e.xl.opt, e.xl.uncond, e.xl.timeIds] : [])];
+}
+
+/** The target's and the unconditional context, and for SDXL their pooled embeddings and the time_ids. */
+function encodeTargets(sd: StableDiffusion, inputs: EditInputs, size: { height: number; width: number }, log: (m: string) => void): { eTgt: Tensor; eUncond: Tensor; xl?: { tgt: Tensor; uncond: Tensor; timeIds: Tensor } } {
+  const target = typeof inputs.target === 'string' ? [inputs.target] : inputs.target;
+  if (!sd.xl) {
+    return { eTgt: encodePrompt(sd, target, log), eUncond: encodePrompt(sd, sd.tokenizer ? [''] : requireUncond(inputs)) };
+  }
+  const t = encodePromptXL(sd, target, undefined, log);
+  let u: { promptEmbeds: Tensor; pooled: Tensor };
+  if (sd.xl.forceZerosForEmptyPrompt) u = noGrad(() => ({ promptEmbeds: t.promptEmbeds.mul(0), pooled: t.pooled.mul(0) }));
+  else u = encodePromptXL(sd, sd.tokenizer ? [''] : requireUncond(inputs));
+  return { eTgt: t.promptEmbeds, eUncond: u.promptEmbeds, xl: { tgt: t.pooled, uncond: u.pooled, timeIds: defaultTimeIds(size.height, size.width, sd.device) } };
 }
 
 export interface EditResult {
@@ -76,26 +96,31 @@ export async function runEdit(sd: StableDiffusion, dir: string, inputs: EditInpu
     // Stage A: optimize the target embedding (not checkpointed inside: it is the cheaper stage).
     if (!session.json.progress.stageA) {
       const latent = keep(encodeImage(sd, inputs.image, { sampleLatent: settings.sampleLatent, generator: rng }));
-      const eTgt = keep(encodePrompt(sd, typeof inputs.target === 'string' ? [inputs.target] : inputs.target, log));
-      const eUncond = keep(encodePrompt(sd, sd.tokenizer ? [''] : requireUncond(inputs)));
+      const enc = encodeTargets(sd, inputs, { height, width }, log);
+      const eTgt = keep(enc.eTgt);
+      const eUncond = keep(enc.eUncond);
+      if (enc.xl) for (const t of Object.values(enc.xl)) keep(t);
       hooks.onStage?.('A', settings.stepsA, 0);
       const a = await stageA(sd, latent, eTgt, {
         steps: settings.stepsA, lr: settings.lrA, noise: generatorNoise(rng, latent), mixedPrecision: settings.mixedPrecision, gradientCheckpointing: settings.gradientCheckpointing,
         onStep: (i, loss) => hooks.onStep?.('A', i, settings.stepsA, loss), shouldStop: hooks.shouldStop,
+        xl: enc.xl ? { pooled: enc.xl.tgt, timeIds: enc.xl.timeIds } : undefined,
       });
+      const xl = enc.xl ? { tgt: enc.xl.tgt, opt: keep(a.pooledOpt!), uncond: enc.xl.uncond, timeIds: enc.xl.timeIds } : undefined;
       if (a.losses.length < settings.stepsA) {
-        dispose([latent, eTgt, eUncond, a.eOpt]);
+        dispose([latent, ...embeddingTensors({ eTgt, eOpt: a.eOpt, eUncond, xl })]);
         return { session, embeddings: null, interrupted: true };
       }
       const rngAfterA = rng.getState();
-      session.saveEmbeddings({ eTgt, eOpt: a.eOpt, eUncond, latent, rngAfterA });
+      session.saveEmbeddings({ eTgt, eOpt: a.eOpt, eUncond, latent, rngAfterA, xl });
       rngAfterA.dispose();
-      emb = { eTgt, eOpt: keep(a.eOpt), eUncond, latent };
+      emb = { eTgt, eOpt: keep(a.eOpt), eUncond, latent, ...(xl ? { xl } : {}) };
     } else {
       const e = session.loadEmbeddings();
       rng.setState(e.rngAfterA);
       e.rngAfterA.dispose();
-      emb = { eTgt: keep(e.eTgt), eOpt: keep(e.eOpt), eUncond: keep(e.eUncond), latent: keep(e.latent) };
+      if (e.xl) for (const t of Object.values(e.xl)) keep(t);
+      emb = { eTgt: keep(e.eTgt), eOpt: keep(e.eOpt), eUncond: keep(e.eUncond), latent: keep(e.latent), ...(e.xl ? { xl: e.xl } : {}) };
     }
 
     // Stage B: fine-tune the UNet (or LoRA adapters on it) at e_opt, checkpointing every settings.checkpointEvery steps.
@@ -116,11 +141,12 @@ export async function runEdit(sd: StableDiffusion, dir: string, inputs: EditInpu
           resume: resume ? { optimizer: resume.optimizer, done: resume.done } : undefined,
           checkpoint: { every: settings.checkpointEvery, save: (done, opt) => session.saveCheckpoint(sd, done, opt, rng, trained, lora) },
           onStep: (i, loss) => hooks.onStep?.('B', i, settings.stepsB, loss), shouldStop: hooks.shouldStop,
+          added: emb.xl ? { textEmbeds: emb.xl.opt, timeIds: emb.xl.timeIds } : undefined,
         });
         if (resume) dispose(Object.values(resume.optimizer.tensors));
         if (b.done < settings.stepsB) {
           log(`stopped at stage B step ${b.done}/${settings.stepsB}: saved, run the same command to resume`);
-          return { session, embeddings: { eTgt: emb.eTgt, eOpt: emb.eOpt, eUncond: emb.eUncond }, interrupted: true };
+          return { session, embeddings: { eTgt: emb.eTgt, eOpt: emb.eOpt, eUncond: emb.eUncond, ...(emb.xl ? { xl: emb.xl } : {}) }, interrupted: true };
         }
         if (lora) {
           session.saveLoRA(sd, lora);
@@ -136,9 +162,9 @@ export async function runEdit(sd: StableDiffusion, dir: string, inputs: EditInpu
       session.loadFinetuned(sd);
     }
     emb.latent.dispose();
-    return { session, embeddings: { eTgt: emb.eTgt, eOpt: emb.eOpt, eUncond: emb.eUncond }, interrupted: false };
+    return { session, embeddings: { eTgt: emb.eTgt, eOpt: emb.eOpt, eUncond: emb.eUncond, ...(emb.xl ? { xl: emb.xl } : {}) }, interrupted: false };
   } catch (e) {
-    if (emb) dispose(Object.values(emb));
+    if (emb) dispose([...embeddingTensors(emb), emb.latent]);
     throw e;
   }
 }
@@ -155,7 +181,8 @@ export function openForRender(sd: StableDiffusion, dir: string): { session: Edit
   session.loadFinetuned(sd);
   const e = session.loadEmbeddings();
   dispose([e.latent, e.rngAfterA]);
-  return { session, embeddings: { eTgt: keep(e.eTgt), eOpt: keep(e.eOpt), eUncond: keep(e.eUncond) } };
+  if (e.xl) for (const t of Object.values(e.xl)) keep(t);
+  return { session, embeddings: { eTgt: keep(e.eTgt), eOpt: keep(e.eOpt), eUncond: keep(e.eUncond), ...(e.xl ? { xl: e.xl } : {}) } };
 }
 
 export interface GridOptions {

@@ -39,15 +39,15 @@ export class SessionError extends Error {
   }
 }
 
-/** Which Stable Diffusion a checkpoint is: 1.x, or 2.x (linear projections in the transformer blocks). */
-export type ModelFamily = 'sd1' | 'sd2';
+/** Which Stable Diffusion a checkpoint is: 1.x, 2.x (linear projections in the transformer blocks) or XL (text_time conditioning). */
+export type ModelFamily = 'sd1' | 'sd2' | 'sdxl';
 
-const FAMILY_NAMES: Record<ModelFamily, string> = { sd1: 'Stable Diffusion 1.x', sd2: 'Stable Diffusion 2.x' };
+const FAMILY_NAMES: Record<ModelFamily, string> = { sd1: 'Stable Diffusion 1.x', sd2: 'Stable Diffusion 2.x', sdxl: 'Stable Diffusion XL' };
 
 /** The model's family and what its scheduler predicts (epsilon or v_prediction): what a session was trained for. */
 export function modelFamily(sd: StableDiffusion): { family: ModelFamily; prediction: string } {
   const c = sd.unet.config;
-  const family: ModelFamily = c.use_linear_projection ? 'sd2' : 'sd1';
+  const family: ModelFamily = c.addition_embed_type === 'text_time' ? 'sdxl' : c.use_linear_projection ? 'sd2' : 'sd1';
   return { family, prediction: sd.scheduler.config.prediction_type };
 }
 
@@ -147,13 +147,15 @@ export class EditSession {
   }
 
   // ---- stage A ----
-  saveEmbeddings(t: { eTgt: Tensor; eOpt: Tensor; eUncond: Tensor; latent: Tensor; rngAfterA: Tensor }): void {
-    saveSafetensors(this.file('embeddings.safetensors'), { e_tgt: t.eTgt, e_opt: t.eOpt, e_uncond: t.eUncond, latent: t.latent, rng_after_a: t.rngAfterA }, { format: 'imagic-session' });
+  saveEmbeddings(t: { eTgt: Tensor; eOpt: Tensor; eUncond: Tensor; latent: Tensor; rngAfterA: Tensor; xl?: { tgt: Tensor; opt: Tensor; uncond: Tensor; timeIds: Tensor } }): void {
+    const xl: Record<string, Tensor> = t.xl ? { pooled_tgt: t.xl.tgt, pooled_opt: t.xl.opt, pooled_uncond: t.xl.uncond, time_ids: t.xl.timeIds } : {};
+    saveSafetensors(this.file('embeddings.safetensors'), { e_tgt: t.eTgt, e_opt: t.eOpt, e_uncond: t.eUncond, latent: t.latent, rng_after_a: t.rngAfterA, ...xl }, { format: 'imagic-session' });
     this.json.progress.stageA = true;
     this.save();
   }
 
-  loadEmbeddings(): { eTgt: Tensor; eOpt: Tensor; eUncond: Tensor; latent: Tensor; rngAfterA: Tensor } {
+  /** The trained embeddings; `xl` (SDXL sessions): the pooled embeddings and the time_ids. */
+  loadEmbeddings(): { eTgt: Tensor; eOpt: Tensor; eUncond: Tensor; latent: Tensor; rngAfterA: Tensor; xl?: { tgt: Tensor; opt: Tensor; uncond: Tensor; timeIds: Tensor } } {
     const file = this.file('embeddings.safetensors');
     if (!this.json.progress.stageA || !existsSync(file)) throw new SessionError(this.dir, 'stage A has not completed (no embeddings.safetensors)');
     const m = loadSafetensors(file);
@@ -162,7 +164,9 @@ export class EditSession {
       if (t === undefined) throw new SessionError(this.dir, `embeddings.safetensors lacks '${k}'`);
       return t;
     };
-    return { eTgt: get('e_tgt'), eOpt: get('e_opt'), eUncond: get('e_uncond'), latent: get('latent'), rngAfterA: get('rng_after_a') };
+    const base = { eTgt: get('e_tgt'), eOpt: get('e_opt'), eUncond: get('e_uncond'), latent: get('latent'), rngAfterA: get('rng_after_a') };
+    if (!m.has('pooled_opt')) return base;
+    return { ...base, xl: { tgt: get('pooled_tgt'), opt: get('pooled_opt'), uncond: get('pooled_uncond'), timeIds: get('time_ids') } };
   }
 
   // ---- stage B ----

@@ -358,24 +358,26 @@ export async function renderEdit(sd: StableDiffusion, e: { eTgt: Tensor; eOpt: T
  * with `seed` draws it, or `noise` [1, 4, h, w] when given) for every eta. Returns images [E, 3, H, W]
  * in the order of `etas`.
  */
-export async function renderEtas(sd: StableDiffusion, e: { eTgt: Tensor; eOpt: Tensor; eUncond: Tensor }, o: Omit<RenderOptions, 'eta' | 'latents'> & { etas: readonly number[]; noise?: Tensor }, size?: { width: number; height: number }): Promise<Tensor> {
+export async function renderEtas(sd: StableDiffusion, e: { eTgt: Tensor; eOpt: Tensor; eUncond: Tensor; xl?: PooledEmbeddings }, o: Omit<RenderOptions, 'eta' | 'latents'> & { etas: readonly number[]; noise?: Tensor }, size?: { width: number; height: number }): Promise<Tensor> {
   const height = size?.height ?? (sd.unet.config.sample_size ?? 64) * 8;
   const width = size?.width ?? (sd.unet.config.sample_size ?? 64) * 8;
   const n = o.etas.length;
-  const [cond, uncond, latents] = noGrad(() => tidy(() => {
+  const [cond, uncond, latents, pooled] = noGrad(() => tidy(() => {
     const noise = o.noise?.to({ dtype: sd.dtype, device: sd.device }) ?? randn([1, sd.unet.config.in_channels, height / 8, width / 8], { generator: new Generator(o.seed ?? 0), device: sd.device, dtype: sd.dtype });
     return [
       cat(o.etas.map((eta) => interpolateEmbedding(e.eTgt, e.eOpt, eta))).to({ dtype: sd.dtype, device: sd.device }), // [E, 77, D]
       e.eUncond.to({ dtype: sd.dtype, device: sd.device }).expand(n, -1, -1).contiguous(),
       noise.expand(n, -1, -1, -1).contiguous(), // [E, 4, h, w]
+      ...(e.xl ? [cat(o.etas.map((eta) => interpolateEmbedding(e.xl!.tgt, e.xl!.opt, eta)))] : []), // SDXL: [E, P]
     ];
   }));
   try {
-    const r = await text2img(sd, { prompt: [], promptEmbeds: cond!, negativePromptEmbeds: uncond!, steps: o.steps, guidanceScale: o.guidanceScale, latents: latents!, width, height, onStep: o.onStep });
+    const added = e.xl ? { textEmbeds: pooled!, negativeTextEmbeds: e.xl.uncond, timeIds: e.xl.timeIds } : undefined;
+    const r = await text2img(sd, { prompt: [], promptEmbeds: cond!, negativePromptEmbeds: uncond!, steps: o.steps, guidanceScale: o.guidanceScale, latents: latents!, width, height, onStep: o.onStep, added });
     r.latents.dispose();
     return r.images;
   } finally {
-    dispose([cond, uncond, latents]);
+    dispose([cond!, uncond!, latents!, ...(pooled ? [pooled] : [])]);
   }
 }
 
@@ -384,10 +386,11 @@ export async function renderEtas(sd: StableDiffusion, e: { eTgt: Tensor; eOpt: T
  * e_opt (no guidance), which that UNet was trained to reconstruct. Sampling from it keeps the
  * input's layout more than fresh noise does. [1, 4, h, w]
  */
-export function invertedNoise(sd: StableDiffusion, latent: Tensor, eOpt: Tensor, steps: number): Tensor {
+export function invertedNoise(sd: StableDiffusion, latent: Tensor, eOpt: Tensor, steps: number, xl?: PooledEmbeddings): Tensor {
   const cond = noGrad(() => eOpt.to({ dtype: sd.dtype, device: sd.device, copy: true }));
   try {
-    const inv = invertDDIM(sd, { imageLatents: latent, promptEmbeds: cond, steps, guidanceScale: 1 });
+    const added = xl ? { textEmbeds: xl.opt, timeIds: xl.timeIds } : undefined;
+    const inv = invertDDIM(sd, { imageLatents: latent, promptEmbeds: cond, steps, guidanceScale: 1, added });
     inv.imageLatents.dispose();
     return inv.latents;
   } finally {
