@@ -1,11 +1,11 @@
 // DDIM inversion (Song et al. 2021, eq. 12 run backwards; Dhariwal & Nichol 2021, eq. 55): image latent -> x_T,
 // as diffusers' DDIMInverseScheduler in StableDiffusionDiffEditPipeline.invert; then regeneration from x_T.
-import { Generator, keep, noGrad, stack, tidy, unkeep, type Tensor } from '../engine/index.js';
+import { dispose, Generator, keep, noGrad, stack, tidy, unkeep, type Tensor } from '../engine/index.js';
 import type { RgbImage } from '../io/image.js';
 import type { DDIMScheduler } from '../schedulers/index.js';
 import { predictOriginal, SchedulerError } from '../schedulers/schedule.js';
 import type { AddedConditions } from '../models/unet/index.js';
-import { encodeImage, guidedNoise, textEmbeddings, type LatentMode, type TextEmbedsOptions } from './img2img.js';
+import { addedFor, encodeImage, guidedNoise, textConditioning, textEmbeddings, type LatentMode, type TextEmbedsOptions } from './img2img.js';
 import type { StableDiffusion } from './stable-diffusion.js';
 import { text2img } from './text2img.js';
 
@@ -109,16 +109,27 @@ export function invertDDIM(sd: StableDiffusion, opts: DDIMInversionOptions): DDI
       ?? encodeImage(sd, opts.image!, { latentMode: opts.latentMode ?? 'mean', generator })));
     const trajectory: Tensor[] = [];
     let embeds: Tensor | null = null;
+    let added: AddedConditions | undefined;
+    let own: Tensor[] = []; // the SDXL conditioning made here
     let latents = z0;
     try {
       if (z0.ndim !== 4 || z0.shape[1] !== sd.unet.config.in_channels) {
         throw new RangeError(`imageLatents must be [B, ${sd.unet.config.in_channels}, h, w], got [${z0.shape.join(', ')}]`);
       }
-      embeds = textEmbeddings(sd, opts, guidance > 1);
+      if (sd.xl && opts.added === undefined) {
+        // SDXL from prompts: the pooled embeddings and time_ids come with the context
+        const c = textConditioning(sd, opts, guidance > 1);
+        embeds = c.embeds;
+        added = addedFor(sd, c.pooled, z0);
+        own = added ? [added.textEmbeds, added.timeIds] : [];
+      } else {
+        embeds = textEmbeddings(sd, opts, guidance > 1);
+        added = opts.added;
+      }
       const batch = guidance > 1 ? embeds.shape[0]! / 2 : embeds.shape[0]!;
       if (batch !== z0.shape[0]) throw new RangeError(`${batch} prompts for ${z0.shape[0]} images: give one per image`);
       timesteps.forEach((t, i) => {
-        const next = tidy(() => ddimInverseStep(sd.scheduler, guidedNoise(sd, latents, t, embeds!, guidance, opts.added), t, latents, steps).nextSample);
+        const next = tidy(() => ddimInverseStep(sd.scheduler, guidedNoise(sd, latents, t, embeds!, guidance, added), t, latents, steps).nextSample);
         if (latents !== z0 && !opts.returnTrajectory) latents.dispose();
         latents = keep(next);
         if (opts.returnTrajectory) trajectory.push(latents);
@@ -127,9 +138,11 @@ export function invertDDIM(sd: StableDiffusion, opts: DDIMInversionOptions): DDI
     } catch (e) {
       for (const t of new Set([z0, latents, ...trajectory])) t.dispose();
       embeds?.dispose();
+      dispose(own);
       throw e;
     }
     embeds.dispose();
+    dispose(own);
     const result: DDIMInversionResult = { latents: unkeep(latents), imageLatents: unkeep(z0), timesteps };
     if (opts.returnTrajectory) {
       result.trajectory = tidy(() => stack([...trajectory].reverse()));

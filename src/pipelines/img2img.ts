@@ -3,7 +3,7 @@
 import { cat, dispose, Generator, keep, noGrad, randn, Tensor, tidy, unkeep } from '../engine/index.js';
 import { imageToTensor, type RgbImage } from '../io/image.js';
 import type { AddedConditions } from '../models/unet/index.js';
-import { encodePrompt, type StableDiffusion } from './stable-diffusion.js';
+import { defaultTimeIds, encodePrompt, encodePromptXL, type StableDiffusion } from './stable-diffusion.js';
 
 /** How an image becomes a latent: a draw from the VAE posterior (diffusers' default) or its mean. */
 export type LatentMode = 'sample' | 'mean';
@@ -57,6 +57,51 @@ export interface TextEmbedsOptions {
  * ([B, 77, D]). A single negative prompt is shared by all B prompts.
  */
 export function textEmbeddings(sd: StableDiffusion, opts: TextEmbedsOptions, useGuidance: boolean): Tensor {
+  // Given embeddings are used as they are (an SDXL caller brings the added conditioning itself).
+  if (!sd.xl || opts.promptEmbeds !== undefined) return plainEmbeddings(sd, opts, useGuidance);
+  const c = textConditioning(sd, opts, useGuidance);
+  c.pooled?.dispose();
+  return c.embeds;
+}
+
+/**
+ * textEmbeddings, and for SDXL the pooled embeddings batched the same way ([2B or B, P]): both text
+ * encoders from the prompts (encodePromptXL), the unconditional side zeros for the empty negative
+ * prompt where the model says so. SDXL needs prompts here, not promptEmbeds (they lack the pooled part).
+ */
+export function textConditioning(sd: StableDiffusion, opts: TextEmbedsOptions, useGuidance: boolean): { embeds: Tensor; pooled: Tensor | null } {
+  if (sd.xl) return textConditioningXL(sd, opts, useGuidance);
+  return { embeds: plainEmbeddings(sd, opts, useGuidance), pooled: null };
+}
+
+function textConditioningXL(sd: StableDiffusion, opts: TextEmbedsOptions, useGuidance: boolean): { embeds: Tensor; pooled: Tensor } {
+  if (opts.prompt === undefined || opts.promptEmbeds !== undefined || opts.negativePromptEmbeds !== undefined) {
+    throw new Error('an SDXL model takes prompts (text or token ids) here, not embeddings: its pooled embeddings come from the same encoding');
+  }
+  const list = (p: Prompt) => (typeof p === 'string' ? [p] : p);
+  const [embeds, pooled] = noGrad(() => tidy(() => {
+    const cond = encodePromptXL(sd, list(opts.prompt!), undefined, opts.onWarning);
+    if (!useGuidance) return [cond.promptEmbeds, cond.pooled];
+    const zeros = opts.negativePrompt === undefined && sd.xl!.forceZerosForEmptyPrompt;
+    if (!zeros && opts.negativePrompt === undefined && sd.tokenizer === null) {
+      throw new Error(`the checkpoint at ${sd.root} has no tokenizer to encode the empty negative prompt: give negativePrompt as token ids`);
+    }
+    const neg = zeros ? { promptEmbeds: cond.promptEmbeds.mul(0), pooled: cond.pooled.mul(0) } : encodePromptXL(sd, list(opts.negativePrompt ?? ''), undefined, opts.onWarning);
+    const b = cond.promptEmbeds.shape[0]!;
+    const rows = (x: Tensor) => (x.shape[0] === 1 && b > 1 ? x.expand(b, ...x.shape.slice(1)) : x);
+    return [cat([rows(neg.promptEmbeds), cond.promptEmbeds]), cat([rows(neg.pooled), cond.pooled])];
+  }));
+  return { embeds: embeds!, pooled: pooled! };
+}
+
+/** SDXL's added conditioning for latents [B', 4, h, w]: the pooled embeddings and time_ids for h*8 x w*8 (null for other models). */
+export function addedFor(sd: StableDiffusion, pooled: Tensor | null, latents: Tensor): AddedConditions | undefined {
+  if (pooled === null) return undefined;
+  const [, , h, w] = latents.shape as [number, number, number, number];
+  return { textEmbeds: pooled, timeIds: defaultTimeIds(h * 8, w * 8, sd.device) };
+}
+
+function plainEmbeddings(sd: StableDiffusion, opts: TextEmbedsOptions, useGuidance: boolean): Tensor {
   if (opts.prompt === undefined && opts.promptEmbeds === undefined) throw new Error('give a prompt (text or token ids) or promptEmbeds');
   if (useGuidance && opts.negativePrompt === undefined && opts.negativePromptEmbeds === undefined && sd.tokenizer === null) {
     throw new Error(`the checkpoint at ${sd.root} has no tokenizer to encode the empty negative prompt: give negativePrompt as token ids`);
@@ -144,7 +189,7 @@ export function img2img(sd: StableDiffusion, opts: Img2ImgOptions): Img2ImgResul
   const timesteps = img2imgTimesteps(sd, steps, strength);
 
   return noGrad(() => {
-    const embeds = textEmbeddings(sd, opts, useGuidance); // [2B or B, 77, D]
+    const { embeds, pooled } = textConditioning(sd, opts, useGuidance); // [2B or B, 77, D] (SDXL: and [2B or B, P])
     const batch = useGuidance ? embeds.shape[0]! / 2 : embeds.shape[0]!;
 
     // 1. The image latent, one per prompt, noised to the first timestep: q(x_t | x_0).
@@ -152,15 +197,16 @@ export function img2img(sd: StableDiffusion, opts: Img2ImgOptions): Img2ImgResul
     try {
       latents = keep(noisedImageLatents(sd, opts, batch, timesteps[0], generator));
     } catch (e) {
-      embeds.dispose();
+      dispose([embeds, ...(pooled ? [pooled] : [])]);
       throw e;
     }
+    const added = addedFor(sd, pooled, latents);
 
     // 2. Denoising from that timestep on, with guidance.
     try {
       timesteps.forEach((t, i) => {
         const next = tidy(() => {
-          const eps = guidedNoise(sd, latents, t, embeds, guidance);
+          const eps = guidedNoise(sd, latents, t, embeds, guidance, added);
           return sd.scheduler.step(eps, t, latents, { eta: opts.eta ?? 0, generator }).prevSample;
         });
         latents.dispose();
@@ -168,10 +214,10 @@ export function img2img(sd: StableDiffusion, opts: Img2ImgOptions): Img2ImgResul
         opts.onStep?.(i + 1, timesteps.length, t);
       });
     } catch (e) {
-      dispose([latents, embeds]);
+      dispose([latents, embeds, ...(added ? [added.textEmbeds, added.timeIds] : [])]);
       throw e;
     }
-    embeds.dispose();
+    dispose([embeds, ...(added ? [added.textEmbeds, added.timeIds] : [])]);
 
     // 3. Decode.
     const images = tidy(() => sd.vae.decode(latents.div(sd.vae.config.scaling_factor)));

@@ -235,8 +235,8 @@ export interface XLPromptEmbeds {
  * SDXL prompt encoding, as diffusers' StableDiffusionXLPipeline.encode_prompt: the penultimate hidden
  * states of both text encoders, concatenated, and the second encoder's projected pooled output.
  * Prompts are text (both tokenizers needed) or token ids: `ids2` for the second encoder (default:
- * the same rows). With force_zeros_for_empty_prompt, an empty prompt gives zeros (diffusers' rule
- * for the unconditional side).
+ * the same rows). The unconditional side's zeros (force_zeros_for_empty_prompt) are the callers'
+ * (text2img, img2img, Imagic), as in diffusers, where they apply to the negative prompt only.
  */
 export function encodePromptXL(sd: StableDiffusion, prompts: string[] | number[][], ids2?: number[][], onWarning?: (m: string) => void): XLPromptEmbeds {
   const xl = sd.xl;
@@ -258,9 +258,7 @@ export function encodePromptXL(sd: StableDiffusion, prompts: string[] | number[]
     const o2 = xl.textEncoder2.forward(b, { outputHiddenStates: true });
     const h1 = o1.hiddenStates![o1.hiddenStates!.length - 2]!;
     const h2 = o2.hiddenStates![o2.hiddenStates!.length - 2]!;
-    const embeds = cat([h1, h2], -1); // [B, 77, D1 + D2]
-    const zeros = xl.forceZerosForEmptyPrompt && texts !== null && texts.every((t) => t === '');
-    return zeros ? [embeds.mul(0), o2.textEmbeds.mul(0)] : [embeds, o2.textEmbeds.clone()]; // pooled [B, P]
+    return [cat([h1, h2], -1), o2.textEmbeds.clone()]; // [B, 77, D1 + D2], pooled [B, P]
   }));
   return { promptEmbeds: promptEmbeds!, pooled: pooled! };
 }

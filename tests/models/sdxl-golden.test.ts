@@ -12,7 +12,7 @@ import { loadSafetensors } from '../../src/io/index.js';
 import { CLIPTextModel, CLIPTextModelWithProjection, loadCLIPTextModel, loadCLIPTextModelWithProjection, parseCLIPTextConfig } from '../../src/models/clip/index.js';
 import { UNet2DConditionModel } from '../../src/models/unet/index.js';
 import { AutoencoderKL } from '../../src/models/vae/index.js';
-import { defaultTimeIds, disposeStableDiffusion, encodePromptXL, imagic, loadStableDiffusion, text2img } from '../../src/pipelines/index.js';
+import { ddimInversionEdit, defaultTimeIds, disposeStableDiffusion, encodePromptXL, img2img, imagic, invertDDIM, loadStableDiffusion, text2img } from '../../src/pipelines/index.js';
 import { assertClose } from '../helpers.js';
 import { fixturePath } from '../fixtures.js';
 
@@ -187,5 +187,28 @@ test('an Imagic session on SDXL: pooled embeddings and time_ids saved, the famil
   } finally {
     disposeStableDiffusion(sd);
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the baselines on SDXL: SDEdit and DDIM inversion take the added conditioning from the prompts', async () => {
+  const sd = await loadStableDiffusion(TINY);
+  try {
+    const ids = G('te.input_ids').toArray() as number[][];
+    const image = G('imagic.image');
+    const a = img2img(sd, { image, prompt: ids, strength: 0.6, steps: 5, seed: 2 });
+    const b = img2img(sd, { image, prompt: ids, strength: 0.6, steps: 5, seed: 2 });
+    assertClose(a.images, b.images, 0, 0, 'SDEdit is deterministic');
+    assert.deepEqual(a.images.shape, [1, 3, 64, 64]);
+    assert.throws(() => img2img(sd, { image, promptEmbeds: G('prompt_embeds'), strength: 0.6, steps: 2 }), /takes prompts \(text or token ids\) here, not embeddings/);
+    // DDIM inversion with the prompt's own conditioning at guidance 1, then sampling back: as the explicit path
+    const inv = invertDDIM(sd, { image, prompt: ids, steps: 4 });
+    const c = encodePromptXL(sd, ids);
+    const latent = imagic.encodeImage(sd, image);
+    const explicit = invertDDIM(sd, { imageLatents: latent, promptEmbeds: c.promptEmbeds, steps: 4, added: { textEmbeds: c.pooled, timeIds: defaultTimeIds(64, 64) } });
+    assertClose(inv.latents, explicit.latents, 1e-5, 1e-5, 'inverted latents');
+    const edit = await ddimInversionEdit(sd, { image, sourcePrompt: ids, targetPrompt: ids, steps: 4 });
+    assert.deepEqual(edit.images.shape, [1, 3, 64, 64]);
+  } finally {
+    disposeStableDiffusion(sd);
   }
 });
