@@ -78,3 +78,23 @@ export async function settleHandles(): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve));
   }
 }
+
+/** The error fn throws (the test fails if it throws none). */
+export function errorOf(fn: () => unknown): Error {
+  try {
+    fn();
+  } catch (e) {
+    return e as Error;
+  }
+  assert.fail('expected an error');
+}
+
+/** Asserts that a model's parameters carry exactly the manifest's keys and shapes (`position_ids` buffers aside). */
+export function assertKeysMatch(what: string, params: [string, Tensor][], manifest: Record<string, number[]>): void {
+  const want = Object.fromEntries(Object.entries(manifest).filter(([k]) => !k.endsWith('position_ids')));
+  const got = Object.fromEntries(params.map(([k, t]) => [k, t.shape]));
+  const missing = Object.keys(want).filter((k) => !(k in got));
+  const extra = Object.keys(got).filter((k) => !(k in want));
+  const shaped = Object.keys(want).filter((k) => k in got && got[k]!.join() !== want[k]!.join());
+  assert.deepEqual({ missing: missing.slice(0, 5), extra: extra.slice(0, 5), shaped: shaped.slice(0, 5) }, { missing: [], extra: [], shaped: [] }, what);
+}

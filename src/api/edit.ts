@@ -6,11 +6,10 @@ import path from 'node:path';
 import { dispose, type Tensor } from '../engine/index.js';
 import { tensorToImage, type RgbImage } from '../io/image.js';
 import {
-  AUTO_SEEDS, DEFAULT_AUTO_RULE, EditSession, INVERTED_SEED, autoChoose, defaultPreset,
+  embeddingTensors, AUTO_SEEDS, DEFAULT_AUTO_RULE, EditSession, INVERTED_SEED, autoChoose, defaultPreset,
   invertedNoise, openForRender, renderGrid, resolveSettings, runEdit, stageBChangedWeights,
   type CandidateScorer, type Embeddings, type ImagicSettings, type PresetName, type PreservationMetric,
 } from '../pipelines/imagic/index.js';
-import { embeddingTensors } from '../pipelines/imagic/index.js';
 import type { StableDiffusion } from '../pipelines/index.js';
 import { captionWarnings, isShapesModel } from '../shapes/domain.js';
 import { loadInputImage, loadSessionInput, saveSessionInput, type ImageSource } from './input.js';

@@ -7,6 +7,11 @@ export type Device = 'cpu' | 'cuda' | `cuda:${number}` | (string & {});
 
 export const DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16', 'float64', 'int64', 'int32', 'int16', 'int8', 'uint8', 'bool'];
 
+/** Bytes per element of each dtype. */
+export const DTYPE_BYTES: Readonly<Record<DType, number>> = Object.freeze({
+  float32: 4, float16: 2, bfloat16: 2, float64: 8, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1,
+});
+
 export function isFloating(d: DType): boolean {
   return d === 'float32' || d === 'float16' || d === 'bfloat16' || d === 'float64';
 }

@@ -5,7 +5,7 @@
  */
 export { Tensor, type TensorLike, type ReduceOptions } from './tensor.js';
 export type { DType, Device, AnyTypedArray } from './dtype.js';
-export { DTYPES, isFloating } from './dtype.js';
+export { DTYPES, DTYPE_BYTES, isFloating } from './dtype.js';
 export * from './creation.js';
 export * from './functional.js';
 export { tidy, keep, unkeep, dispose, release, scopeDepth } from './scope.js';

@@ -25,7 +25,6 @@ export interface UnpickleHooks {
   fail(msg: string): never;
 }
 
-const MARK = Symbol('mark');
 const MAX_MEMO = 10_000_000;
 
 /** Runs the pickle in `data` and returns the object it builds. */

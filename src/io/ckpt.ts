@@ -4,7 +4,7 @@
 // code from the file, ever runs: the only globals it accepts are the tensor rebuild functions,
 // storage types, dtypes and OrderedDict, implemented here; anything else refuses the file.
 import { closeSync, fstatSync, openSync } from 'node:fs';
-import { fromBytes, noGrad, type DType, type Tensor } from '../engine/index.js';
+import { DTYPE_BYTES, fromBytes, noGrad, type DType, type Tensor } from '../engine/index.js';
 import { CheckpointError } from './diffusers.js';
 import { entryDataOffset, readAt, readZipDirectory, type ZipEntry } from './ckpt-zip.js';
 import { describe, NUMPY, PyCallable, PyObject, unpickle } from './ckpt-pickle.js';
@@ -63,9 +63,7 @@ const DTYPE_NAMES: Record<string, DType> = {
   double: 'float64', int64: 'int64', long: 'int64', int32: 'int32', int: 'int32', int16: 'int16', short: 'int16',
   int8: 'int8', uint8: 'uint8', bool: 'bool',
 };
-const BYTES: Record<DType, number> = {
-  float32: 4, float16: 2, bfloat16: 2, float64: 8, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1,
-};
+const BYTES = DTYPE_BYTES;
 /** Modules whose globals only make sense to run code: refused even with placeholders. */
 const CODE_MODULES = /^(os|posix|nt|subprocess|sys|builtins|__builtin__|shutil|socket|runpy|importlib|pickle|_pickle|marshal|ctypes|code|codeop|pty|webbrowser|commands|operator|functools|types|asyncio|multiprocessing|torch\.(hub|load|serialization|jit|_ops|ops))(\.|$)/;
 

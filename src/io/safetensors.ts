@@ -2,7 +2,7 @@
 // little-endian header length, a JSON header {name: {dtype, shape, data_offsets}}, then raw data.
 // Reading is tensor by tensor, so a large checkpoint is never held twice in memory.
 import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { fromBytes, noGrad, toBytes, type DType, type Device, type Tensor } from '../engine/index.js';
+import { DTYPE_BYTES, fromBytes, noGrad, toBytes, type DType, type Device, type Tensor } from '../engine/index.js';
 
 /** safetensors dtype names and ours. */
 const FROM_ST: Record<string, DType> = {
@@ -10,9 +10,7 @@ const FROM_ST: Record<string, DType> = {
   I16: 'int16', I8: 'int8', U8: 'uint8', BOOL: 'bool',
 };
 const TO_ST: Record<DType, string> = Object.fromEntries(Object.entries(FROM_ST).map(([k, v]) => [v, k])) as Record<DType, string>;
-const BYTES: Record<DType, number> = {
-  float32: 4, float16: 2, bfloat16: 2, float64: 8, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1,
-};
+const BYTES = DTYPE_BYTES;
 const MAX_HEADER = 100 * 1024 * 1024;
 
 export class SafetensorsError extends Error {

@@ -3,7 +3,7 @@
 import { cat, dispose, Generator, keep, noGrad, randn, Tensor, tidy, unkeep } from '../engine/index.js';
 import { imageToTensor, type RgbImage } from '../io/image.js';
 import type { AddedConditions } from '../models/unet/index.js';
-import { defaultTimeIds, encodePrompt, encodePromptXL, type StableDiffusion } from './stable-diffusion.js';
+import { defaultTimeIds, encodeNegativeXL, encodePrompt, encodePromptXL, type StableDiffusion } from './stable-diffusion.js';
 
 /** How an image becomes a latent: a draw from the VAE posterior (diffusers' default) or its mean. */
 export type LatentMode = 'sample' | 'mean';
@@ -82,11 +82,7 @@ function textConditioningXL(sd: StableDiffusion, opts: TextEmbedsOptions, useGui
   const [embeds, pooled] = noGrad(() => tidy(() => {
     const cond = encodePromptXL(sd, list(opts.prompt!), undefined, opts.onWarning);
     if (!useGuidance) return [cond.promptEmbeds, cond.pooled];
-    const zeros = opts.negativePrompt === undefined && sd.xl!.forceZerosForEmptyPrompt;
-    if (!zeros && opts.negativePrompt === undefined && sd.tokenizer === null) {
-      throw new Error(`the checkpoint at ${sd.root} has no tokenizer to encode the empty negative prompt: give negativePrompt as token ids`);
-    }
-    const neg = zeros ? { promptEmbeds: cond.promptEmbeds.mul(0), pooled: cond.pooled.mul(0) } : encodePromptXL(sd, list(opts.negativePrompt ?? ''), undefined, opts.onWarning);
+    const neg = encodeNegativeXL(sd, cond, opts.negativePrompt === undefined ? undefined : list(opts.negativePrompt), opts.onWarning);
     const b = cond.promptEmbeds.shape[0]!;
     const rows = (x: Tensor) => (x.shape[0] === 1 && b > 1 ? x.expand(b, ...x.shape.slice(1)) : x);
     return [cat([rows(neg.promptEmbeds), cond.promptEmbeds]), cat([rows(neg.pooled), cond.pooled])];

@@ -263,6 +263,16 @@ export function encodePromptXL(sd: StableDiffusion, prompts: string[] | number[]
   return { promptEmbeds: promptEmbeds!, pooled: pooled! };
 }
 
+/**
+ * SDXL's unconditional side for `cond`: zeros where the model forces them and no negative prompt is
+ * given (diffusers' force_zeros_for_empty_prompt), else the negative prompt encoded ('' when none).
+ */
+export function encodeNegativeXL(sd: StableDiffusion, cond: XLPromptEmbeds, negative: string[] | number[][] | undefined, onWarning?: (m: string) => void): XLPromptEmbeds {
+  if (negative === undefined && sd.xl?.forceZerosForEmptyPrompt) return noGrad(() => ({ promptEmbeds: cond.promptEmbeds.mul(0), pooled: cond.pooled.mul(0) }));
+  if (negative === undefined && sd.tokenizer === null) throw new Error(`the checkpoint at ${sd.root} has no tokenizer to encode the empty negative prompt: give negativePrompt as token ids`);
+  return encodePromptXL(sd, negative ?? [''], undefined, onWarning);
+}
+
 /** SDXL's time_ids for an image of height x width, uncropped, at its own size: (h, w, 0, 0, h, w). [1, 6] */
 export function defaultTimeIds(height: number, width: number, device: Device = 'cpu'): Tensor {
   return tensor([[height, width, 0, 0, height, width]], { dtype: 'float32', device });

@@ -1,7 +1,7 @@
 // Text-to-image with classifier-free guidance (Ho & Salimans 2022) and DDIM sampling, as diffusers'
 // StableDiffusionPipeline: the denoising loop is written out here, top to bottom.
 import { cat, dispose, Generator, keep, noGrad, randn, tidy, unkeep, type Tensor } from '../engine/index.js';
-import { defaultTimeIds, encodePrompt, encodePromptXL, type StableDiffusion, type XLPromptEmbeds } from './stable-diffusion.js';
+import { defaultTimeIds, encodeNegativeXL, encodePrompt, encodePromptXL, type StableDiffusion, type XLPromptEmbeds } from './stable-diffusion.js';
 import type { AddedConditions } from '../models/unet/index.js';
 
 export interface Text2ImgOptions {
@@ -161,12 +161,7 @@ async function text2imgXL(sd: StableDiffusion, opts: Text2ImgOptions): Promise<T
   let uncond: XLPromptEmbeds | null = null;
   const timeIds = defaultTimeIds(height, width, sd.device);
   try {
-    if (opts.negativePrompt === undefined && sd.xl!.forceZerosForEmptyPrompt) {
-      uncond = noGrad(() => ({ promptEmbeds: cond.promptEmbeds.mul(0), pooled: cond.pooled.mul(0) }));
-    } else {
-      if (opts.negativePrompt === undefined && sd.tokenizer === null) throw new Error(`the checkpoint at ${sd.root} has no tokenizer to encode the empty negative prompt: give negativePrompt as token ids`);
-      uncond = encodePromptXL(sd, asList(opts.negativePrompt ?? ''), undefined, opts.onWarning);
-    }
+    uncond = encodeNegativeXL(sd, cond, opts.negativePrompt === undefined ? undefined : asList(opts.negativePrompt), opts.onWarning);
     return await text2img(sd, {
       ...opts, prompt: [], negativePrompt: undefined, promptEmbeds: cond.promptEmbeds, negativePromptEmbeds: uncond.promptEmbeds, width, height,
       added: { textEmbeds: cond.pooled, negativeTextEmbeds: uncond.pooled, timeIds },

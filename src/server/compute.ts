@@ -8,10 +8,9 @@ import { imageToTensor, prepareImage, readImage, writePng } from '../io/image.js
 import { CLIPScorer } from '../metrics/index.js';
 import { ddimInversionEdit, disposeStableDiffusion, img2img, loadStableDiffusion, type StableDiffusion } from '../pipelines/index.js';
 import {
-  AUTO_SEEDS, DEFAULT_AUTO_RULE, DEFAULT_PRESERVATION, EditSession, INVERTED_SEED, autoChoose, clipCandidateScorer, invertedNoise, renderEtas,
+  embeddingTensors, AUTO_SEEDS, DEFAULT_AUTO_RULE, DEFAULT_PRESERVATION, EditSession, INVERTED_SEED, autoChoose, clipCandidateScorer, invertedNoise, renderEtas,
   resolveClipSource, runEdit, stageBChangedWeights, type CandidateScorer, type Embeddings,
 } from '../pipelines/imagic/index.js';
-import { embeddingTensors } from '../pipelines/imagic/index.js';
 import type { CompareJob, FromWorker, ModelSpec, PreloadJob, RenderJob, TrainJob, TrainResult } from './protocol.js';
 import { renderFile, sessionFiles } from './paths.js';
 

@@ -12,20 +12,12 @@ import { CkptError, loadCkpt, PyObject, readCkpt, readCkptHeader } from '../../s
 import { CheckpointError } from '../../src/io/diffusers.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
 import { fixturePath } from '../fixtures.js';
+import { errorOf } from '../helpers.js';
 
 const MARKER = '/tmp/imagic-ckpt-fixture-was-executed'; // what the malicious fixtures would create
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'imagic-ckpt-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 const fx = (name: string): string => fixturePath(path.join('ckpt', name));
-
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  assert.fail('expected an error');
-}
 
 const expected = loadSafetensors(fx('sd-like-expected.safetensors'));
 after(() => {

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { cfg, ConfigError, configSource, getField, makeConfig, readConfig, requireField, validateConfig } from '../../src/io/config.js';
 import { fixturePath } from '../fixtures.js';
+import { errorOf } from '../helpers.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'imagic-config-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -15,15 +16,6 @@ function write(name: string, text: string): string {
   const file = path.join(tmp, name);
   writeFileSync(file, text);
   return file;
-}
-
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  assert.fail('expected an error');
 }
 
 const UNET_SCHEMA = {

@@ -11,6 +11,7 @@ import {
   addVariant, CheckpointError, isDiffusersPipeline, listComponents, readModelIndex, resolveComponent, resolveWeightFiles,
 } from '../../src/io/diffusers.js';
 import { fixturePath } from '../fixtures.js';
+import { errorOf } from '../helpers.js';
 
 const tinySd = fixturePath('golden/tiny-sd');
 const unetFile = path.join(tinySd, 'unet', 'diffusion_pytorch_model.safetensors');
@@ -22,15 +23,6 @@ let unet32: Map<string, Tensor> | undefined;
 let unet16: Map<string, Tensor> | undefined;
 const originalUnet = () => (unet32 ??= loadSafetensors(unetFile));
 const halfUnet = () => (unet16 ??= loadSafetensors(unetFile, { dtype: 'float16' }));
-
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  assert.fail('expected an error');
-}
 
 /** A pipeline folder with tiny-sd's model_index.json and an empty unet/ holding tiny-sd's unet config. */
 function pipeline(name: string): { root: string; unet: string } {

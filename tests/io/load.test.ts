@@ -10,7 +10,7 @@ import { Conv2d, Embedding, GroupNorm, Linear, Module, ModuleList, StateDictErro
 import { readSafetensorsHeader, loadSafetensors, saveSafetensors } from '../../src/io/safetensors.js';
 import { formatSummary, loadComponent, loadComponentAsync, loadWeights, loadWeightsAsync, type BuildInit } from '../../src/io/load.js';
 import { type JsonObject } from '../../src/io/config.js';
-import { assertClose, pseudoRandom } from '../helpers.js';
+import { assertClose, pseudoRandom, errorOf } from '../helpers.js';
 import { fixturePath } from '../fixtures.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'imagic-load-'));
@@ -83,15 +83,6 @@ function assertValues(m: Module, dtype: DType = 'float32', atol = 0, rtol = 0): 
 async function settle(): Promise<void> {
   (globalThis as { gc?: () => void }).gc?.();
   await new Promise((resolve) => setImmediate(resolve));
-}
-
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  assert.fail('expected an error');
 }
 
 test('strict load into an allocated module: exact values, the same Tensor objects, nothing leaked', async () => {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { tensor, fromTypedArray, liveTensors, type Tensor } from '../../src/engine/index.js';
 import { loadSafetensors, readSafetensorsHeader, saveSafetensors, SafetensorsError, SafetensorsReader } from '../../src/io/safetensors.js';
 import { fixturePath } from '../fixtures.js';
+import { errorOf } from '../helpers.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'imagic-st-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -20,15 +21,6 @@ function craft(name: string, header: unknown, data: Buffer | number = 0, declare
   const file = path.join(tmp, name);
   writeFileSync(file, Buffer.concat([len, json, typeof data === 'number' ? Buffer.alloc(data) : data]));
   return file;
-}
-
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (e) {
-    return e as Error;
-  }
-  assert.fail('expected an error');
 }
 
 test('every dtype round-trips with exact values', () => {

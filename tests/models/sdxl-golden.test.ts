@@ -13,7 +13,7 @@ import { CLIPTextModel, CLIPTextModelWithProjection, loadCLIPTextModel, loadCLIP
 import { UNet2DConditionModel } from '../../src/models/unet/index.js';
 import { AutoencoderKL } from '../../src/models/vae/index.js';
 import { ddimInversionEdit, defaultTimeIds, disposeStableDiffusion, encodePromptXL, img2img, imagic, invertDDIM, loadStableDiffusion, text2img } from '../../src/pipelines/index.js';
-import { assertClose } from '../helpers.js';
+import { assertClose, assertKeysMatch } from '../helpers.js';
 import { fixturePath } from '../fixtures.js';
 
 const g = loadSafetensors(fixturePath('golden/golden-v2.safetensors'));
@@ -66,25 +66,17 @@ test('SDXL prompt encoding: penultimate hidden states of both text encoders conc
 test('full-size SDXL base on meta: UNet (2.6 B parameters), VAE and both text encoders keyed and shaped as diffusers and transformers', () => {
   interface Manifest { configs: Record<string, Record<string, unknown>>; state_dict_shapes: Record<string, Record<string, number[]>> }
   const m = JSON.parse(readFileSync(fixturePath('golden/sdxl-manifest.json'), 'utf8')) as Manifest;
-  const check = (name: string, params: [string, Tensor][], want: Record<string, number[]>) => {
-    const wanted = Object.fromEntries(Object.entries(want).filter(([k]) => !k.endsWith('position_ids')));
-    const got = Object.fromEntries(params.map(([k, t]) => [k, t.shape]));
-    const missing = Object.keys(wanted).filter((k) => !(k in got));
-    const extra = Object.keys(got).filter((k) => !(k in wanted));
-    const shaped = Object.keys(wanted).filter((k) => k in got && got[k]!.join() !== wanted[k]!.join());
-    assert.deepEqual({ missing: missing.slice(0, 5), extra: extra.slice(0, 5), shaped: shaped.slice(0, 5) }, { missing: [], extra: [], shaped: [] }, name);
-  };
   const unet = new UNet2DConditionModel(m.configs.unet!, { device: 'meta' });
-  check('unet', unet.namedParameters(), m.state_dict_shapes.unet!);
+  assertKeysMatch('unet', unet.namedParameters(), m.state_dict_shapes.unet!);
   const n = unet.numParameters();
   console.log(`  SDXL UNet: ${unet.namedParameters().length} tensors, ${(n / 1e9).toFixed(3)} B parameters`);
   assert.ok(n > 2.5e9 && n < 2.7e9, `${n}`);
   const vae = new AutoencoderKL(m.configs.vae!, { device: 'meta' });
-  check('vae', vae.namedParameters(), m.state_dict_shapes.vae!);
+  assertKeysMatch('vae', vae.namedParameters(), m.state_dict_shapes.vae!);
   const te1 = new CLIPTextModel(parseCLIPTextConfig(m.configs.text_encoder), { device: 'meta' });
-  check('text_encoder', te1.namedParameters(), m.state_dict_shapes.text_encoder!);
+  assertKeysMatch('text_encoder', te1.namedParameters(), m.state_dict_shapes.text_encoder!);
   const te2 = new CLIPTextModelWithProjection(parseCLIPTextConfig(m.configs.text_encoder_2), { device: 'meta' });
-  check('text_encoder_2', te2.namedParameters(), m.state_dict_shapes.text_encoder_2!);
+  assertKeysMatch('text_encoder_2', te2.namedParameters(), m.state_dict_shapes.text_encoder_2!);
   for (const x of [unet, vae, te1, te2]) x.dispose();
 });
 

@@ -1,11 +1,9 @@
 // Where a single file's tensors come from: a safetensors file (read tensor by tensor), or a pickled
 // .ckpt (through src/io/ckpt.ts's restricted reader). The loader only needs names, shapes and reads in order.
 import { extname } from 'node:path';
-import type { DType, Tensor } from '../../engine/index.js';
+import { DTYPE_BYTES, type DType, type Tensor } from '../../engine/index.js';
 import { readSafetensorsHeader, SafetensorsReader } from '../safetensors.js';
 import { loadCkpt, readCkptHeader } from '../ckpt.js';
-
-const DTYPE_BYTES: Record<DType, number> = { float32: 4, float16: 2, bfloat16: 2, float64: 8, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1 };
 
 /** The tensors of one checkpoint file: names and shapes up front, data on demand. */
 export interface TensorSource {

@@ -1,8 +1,8 @@
 // A whole Imagic edit with its session: stage A, stage B (checkpointed), resumable at any step
 // boundary, and the rendering of eta x seed grids from a finished session.
 import { createHash } from 'node:crypto';
-import { dispose, Generator, keep, noGrad, type Tensor } from '../../engine/index.js';
-import { defaultTimeIds, encodePrompt, encodePromptXL, type StableDiffusion } from '../stable-diffusion.js';
+import { dispose, Generator, keep, type Tensor } from '../../engine/index.js';
+import { defaultTimeIds, encodeNegativeXL, encodePrompt, encodePromptXL, type StableDiffusion } from '../stable-diffusion.js';
 import type { ImagicSettings } from './presets.js';
 import { EditSession, SessionError, modelFamily, modelFingerprint } from './session.js';
 import { createLoRA, encodeImage, generatorNoise, renderEdit, stageA, stageB, trainableNames, type PooledEmbeddings } from './stages.js';
@@ -47,9 +47,7 @@ function encodeTargets(sd: StableDiffusion, inputs: EditInputs, size: { height: 
     return { eTgt: encodePrompt(sd, target, log), eUncond: encodePrompt(sd, sd.tokenizer ? [''] : requireUncond(inputs)) };
   }
   const t = encodePromptXL(sd, target, undefined, log);
-  let u: { promptEmbeds: Tensor; pooled: Tensor };
-  if (sd.xl.forceZerosForEmptyPrompt) u = noGrad(() => ({ promptEmbeds: t.promptEmbeds.mul(0), pooled: t.pooled.mul(0) }));
-  else u = encodePromptXL(sd, sd.tokenizer ? [''] : requireUncond(inputs));
+  const u = encodeNegativeXL(sd, t, sd.tokenizer || sd.xl.forceZerosForEmptyPrompt ? undefined : requireUncond(inputs));
   return { eTgt: t.promptEmbeds, eUncond: u.promptEmbeds, xl: { tgt: t.pooled, uncond: u.pooled, timeIds: defaultTimeIds(size.height, size.width, sd.device) } };
 }
 
