@@ -1,5 +1,6 @@
 // Test helpers: numeric comparison and a finite-difference gradient check (as torch.autograd.gradcheck).
 import assert from 'node:assert/strict';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { Tensor, tensor, noGrad, tidy } from '../src/engine/index.js';
 
 /** Asserts |actual - expected| <= atol + rtol * |expected| elementwise, naming the first bad index. */
@@ -97,4 +98,21 @@ export function assertKeysMatch(what: string, params: [string, Tensor][], manife
   const extra = Object.keys(got).filter((k) => !(k in want));
   const shaped = Object.keys(want).filter((k) => k in got && got[k]!.join() !== want[k]!.join());
   assert.deepEqual({ missing: missing.slice(0, 5), extra: extra.slice(0, 5), shaped: shaped.slice(0, 5) }, { missing: [], extra: [], shaped: [] }, what);
+}
+
+/** Writes a copy of a safetensors file with its header edited (tensor data kept). */
+export function editSafetensorsHeader(src: string, dst: string, edit: (h: Record<string, unknown>) => void): void {
+  const buf = readFileSync(src);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, unknown>;
+  edit(header);
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+  const fd = openSync(dst, 'w');
+  writeSync(fd, len);
+  writeSync(fd, Buffer.from(json));
+  writeSync(fd, buf.subarray(8 + n));
+  closeSync(fd);
 }

@@ -1,4 +1,4 @@
-// `imagic convert`: a single-file SD v1 / SD 2.x checkpoint (LDM layout) to a diffusers folder.
+// `imagic convert`: a single-file SD v1 / SD 2.x / SDXL checkpoint (LDM / sgm layout) to a diffusers folder.
 import { convertSingleFile } from '../io/single-file/index.js';
 import { logger } from './model.js';
 

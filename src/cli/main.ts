@@ -36,7 +36,7 @@ program
   .description('Generate images from a text prompt (text-to-image with classifier-free guidance and DDIM).')
   .argument('<prompt>', 'what to draw, e.g. "a red circle on the left"')
   .requiredOption('-o, --output <file.png>', 'where to write the image (several images: file-0.png, file-1.png, ...)')
-  .option('-m, --model <dir|repo-id|file>', 'a diffusers folder, a Hub repo id downloaded into the Hugging Face cache, or a single-file SD v1 / SD 2.x checkpoint (.safetensors, LDM layout) (default: the embedded model)')
+  .option('-m, --model <dir|repo-id|file>', 'a diffusers folder, a Hub repo id downloaded into the Hugging Face cache, or a single-file SD v1 / SD 2.x / SDXL checkpoint (.safetensors or .ckpt, LDM layout) (default: the embedded model)')
   .option('-n, --negative <prompt>', 'negative prompt: what to steer away from (default: empty)')
   .option('-s, --seed <n>', 'random seed; the same seed gives the same image on the same machine', int('seed', 0), 0)
   .option('--steps <n>', 'DDIM sampling steps', int('steps', 1), 50)
@@ -50,8 +50,8 @@ program
   .option('--variant <name>', "read '<weights>.<variant>.safetensors' files, e.g. fp16")
   .option('--revision <rev>', 'Hub branch, tag or commit (with a repo id)', 'main')
   .option('--offline', 'never use the network: the model must be a folder or already in the cache')
-  .option('--config <file.yaml>', 'with a single-file --model: its LDM inference YAML (v1-inference.yaml, v2-inference-v.yaml, ...): attention heads, v-prediction, text layer')
-  .option('--tokenizer <dir|repo-id>', 'a CLIP tokenizer folder or Hub repo id (single files carry none; without it prompts must be token ids)')
+  .option('--config <file.yaml>', 'with a single-file --model: its LDM inference YAML (v1-inference.yaml, v2-inference-v.yaml, sd_xl_base.yaml, ...): attention heads, v-prediction, text layer')
+  .option('--tokenizer <dir|repo-id>', 'a CLIP tokenizer folder, a model folder with tokenizer/ (and tokenizer_2/ for SDXL), or a Hub repo id (single files carry none; without it prompts must be token ids)')
   .option('--text-encoder-heads <n>', 'with a single-file --model whose text encoder is not 64-wide per head: its head count', int('text-encoder-heads', 1))
   .option('--threads <n>', 'CPU threads for libtorch', int('threads', 1))
   .option('-f, --force', 'overwrite existing output files')
@@ -62,15 +62,15 @@ program
 
 /** Options every model-loading command takes. */
 function modelOptions(cmd: Command, withModel = true): Command {
-  if (withModel) cmd.option('-m, --model <dir|repo-id|file>', 'a diffusers folder, a Hub repo id downloaded into the Hugging Face cache, or a single-file SD v1 / SD 2.x checkpoint (.safetensors, LDM layout) (default: the embedded model)');
+  if (withModel) cmd.option('-m, --model <dir|repo-id|file>', 'a diffusers folder, a Hub repo id downloaded into the Hugging Face cache, or a single-file SD v1 / SD 2.x / SDXL checkpoint (.safetensors or .ckpt, LDM layout) (default: the embedded model)');
   return cmd
     .addOption(new Option('--dtype <dtype>', 'weights and compute precision').choices(['float32', 'float16', 'bfloat16']).default('float32'))
     .option('--device <device>', 'cpu, cuda or cuda:N', 'cpu')
     .option('--variant <name>', "read '<weights>.<variant>.safetensors' files, e.g. fp16")
     .option('--revision <rev>', 'Hub branch, tag or commit (with a repo id)', 'main')
     .option('--offline', 'never use the network: the model must be a folder or already in the cache')
-    .option('--config <file.yaml>', 'with a single-file --model: its LDM inference YAML (v1-inference.yaml, v2-inference-v.yaml, ...): attention heads, v-prediction, text layer')
-    .option('--tokenizer <dir|repo-id>', 'a CLIP tokenizer folder or Hub repo id (single files carry none; without it prompts must be token ids)')
+    .option('--config <file.yaml>', 'with a single-file --model: its LDM inference YAML (v1-inference.yaml, v2-inference-v.yaml, sd_xl_base.yaml, ...): attention heads, v-prediction, text layer')
+    .option('--tokenizer <dir|repo-id>', 'a CLIP tokenizer folder, a model folder with tokenizer/ (and tokenizer_2/ for SDXL), or a Hub repo id (single files carry none; without it prompts must be token ids)')
     .option('--text-encoder-heads <n>', 'with a single-file --model whose text encoder is not 64-wide per head: its head count', int('text-encoder-heads', 1))
     .option('--threads <n>', 'CPU threads for libtorch', int('threads', 1))
     .option('-q, --quiet', 'print nothing but errors');
@@ -284,12 +284,12 @@ program
 
 program
   .command('convert')
-  .summary('convert a single-file SD v1 / SD 2.x checkpoint to a diffusers folder')
-  .description('Write a single-file checkpoint in the original LDM layout (.safetensors, as model sites distribute them) as a diffusers folder: model_index.json, unet/, vae/, text_encoder/, scheduler/ (and tokenizer/ with --tokenizer). Written to a temporary folder, then renamed into place.')
+  .summary('convert a single-file SD v1 / SD 2.x / SDXL checkpoint to a diffusers folder')
+  .description('Write a single-file checkpoint in the original LDM layout (.safetensors, as model sites distribute them) as a diffusers folder: model_index.json, unet/, vae/, text_encoder/ (and text_encoder_2/ for SDXL), scheduler/ (and tokenizer/, tokenizer_2/ with --tokenizer). Written to a temporary folder, then renamed into place.')
   .argument('<file>', 'the single-file checkpoint (.safetensors, or .ckpt: read by a restricted reader that runs nothing)')
   .argument('<out-dir>', 'the diffusers folder to write')
-  .option('--config <file.yaml>', 'its LDM inference YAML (v1-inference.yaml, v2-inference-v.yaml, ...): attention heads, v-prediction, text layer; needed where the weights leave them open')
-  .option('--tokenizer <dir>', 'a CLIP tokenizer folder (vocab.json, merges.txt) to copy into tokenizer/')
+  .option('--config <file.yaml>', 'its LDM inference YAML (v1-inference.yaml, v2-inference-v.yaml, sd_xl_base.yaml, ...): attention heads, v-prediction, text layer; needed where the weights leave them open')
+  .option('--tokenizer <dir>', 'a CLIP tokenizer folder (vocab.json, merges.txt) to copy into tokenizer/, or a model folder with tokenizer/ (and tokenizer_2/ for SDXL)')
   .option('--text-encoder-heads <n>', 'the text encoder\'s head count when it is not 64 wide per head', int('text-encoder-heads', 1))
   .addOption(new Option('--dtype <dtype>', 'dtype of the written weights (default: float32)').choices(['float32', 'float16', 'bfloat16']))
   .option('-f, --force', 'replace an existing output folder')

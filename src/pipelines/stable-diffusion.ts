@@ -1,5 +1,5 @@
-// Loading a Stable Diffusion v1.x / 2.x checkpoint (a diffusers folder, a Hub repo id downloaded into
-// the standard cache, or a single-file LDM checkpoint) into its components: tokenizer, text encoder,
+// Loading a Stable Diffusion v1.x / 2.x / SDXL checkpoint (a diffusers folder, a Hub repo id downloaded into
+// the standard cache, or a single-file LDM / sgm checkpoint) into its components: tokenizer, text encoder,
 // UNet, VAE and DDIM scheduler.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -120,8 +120,8 @@ export async function loadStableDiffusion(source: string, opts: LoadStableDiffus
     loaded.push(vae);
     const scheduler = DDIMScheduler.fromPretrained(path.join(root, 'scheduler'), (w) => opts.onWarning?.(w));
     const tokDir = path.join(root, 'tokenizer');
-    const tokenizer = opts.tokenizer !== undefined ? await loadTokenizer(opts.tokenizer, opts)
-      : existsSync(path.join(tokDir, 'vocab.json')) ? CLIPTokenizer.fromDir(tokDir) : null;
+    const given = opts.tokenizer !== undefined ? await loadTokenizers(opts.tokenizer, opts) : null;
+    const tokenizer = given !== null ? given.tokenizer : existsSync(path.join(tokDir, 'vocab.json')) ? CLIPTokenizer.fromDir(tokDir) : null;
     if (tokenizer === null) opts.onWarning?.(`${root} has no tokenizer/: prompts must be given as token ids`);
     // SDXL: the second text encoder (with projection) and its tokenizer.
     const index = JSON.parse(readFileSync(path.join(root, 'model_index.json'), 'utf8')) as Record<string, unknown>;
@@ -134,7 +134,7 @@ export async function loadStableDiffusion(source: string, opts: LoadStableDiffus
       const tok2Dir = path.join(root, 'tokenizer_2');
       xl = {
         textEncoder2: te2.module.eval(),
-        tokenizer2: existsSync(path.join(tok2Dir, 'vocab.json')) ? CLIPTokenizer.fromDir(tok2Dir) : null,
+        tokenizer2: given?.tokenizer2 ?? (existsSync(path.join(tok2Dir, 'vocab.json')) ? CLIPTokenizer.fromDir(tok2Dir) : null),
         forceZerosForEmptyPrompt: index.force_zeros_for_empty_prompt === true,
       };
     }
@@ -145,11 +145,11 @@ export async function loadStableDiffusion(source: string, opts: LoadStableDiffus
   }
 }
 
-/** A single-file LDM checkpoint (SD v1 / SD 2.x): architecture from its keys and the YAML, weights streamed. */
+/** A single-file LDM checkpoint (SD v1 / SD 2.x / SDXL): architecture from its keys and the YAML, weights streamed. */
 async function loadFromSingleFile(file: string, opts: LoadStableDiffusionOptions): Promise<StableDiffusion> {
   const dtype = opts.dtype ?? 'float32';
   const device = opts.device ?? 'cpu';
-  const tokenizer = opts.tokenizer !== undefined ? await loadTokenizer(opts.tokenizer, opts) : null;
+  const toks = opts.tokenizer !== undefined ? await loadTokenizers(opts.tokenizer, opts) : null;
   const m = loadSingleFile(file, { config: opts.config, textEncoderHeads: opts.textEncoderHeads, dtype, device });
   try {
     m.arch.warnings.forEach((w) => opts.onWarning?.(w));
@@ -157,27 +157,50 @@ async function loadFromSingleFile(file: string, opts: LoadStableDiffusionOptions
     opts.onLog?.(`${m.arch.variant} single file: ${m.summary.tensors} tensors, ${gb.toFixed(2)} GB in ${m.summary.seconds.toFixed(2)} s`
       + ` (${m.skipped.length} keys skipped: schedule buffers, EMA, unused text layers)`);
     const scheduler = DDIMScheduler.fromConfig(m.arch.scheduler, (w) => opts.onWarning?.(w));
-    if (tokenizer === null) opts.onWarning?.(`${file} is a single file without a tokenizer: prompts must be given as token ids (give a tokenizer folder or repo id to use text)`);
-    return { tokenizer, textEncoder: m.textEncoder, unet: m.unet, vae: m.vae, scheduler, root: file, dtype, device };
+    if (toks === null) opts.onWarning?.(`${file} is a single file without a tokenizer: prompts must be given as token ids (give a tokenizer folder or repo id to use text)`);
+    let xl: StableDiffusionXL | undefined;
+    if (m.textEncoder2) {
+      let tokenizer2 = toks?.tokenizer2 ?? null;
+      if (toks !== null && tokenizer2 === null) {
+        // SDXL's tokenizer_2 is CLIP's vocabulary with '!' as the pad token (stabilityai/stable-diffusion-xl-base-1.0).
+        tokenizer2 = CLIPTokenizer.fromDir(toks.dir, { padToken: '!' });
+        opts.onWarning?.(`${opts.tokenizer} has no tokenizer_2/: the second text encoder uses ${toks.dir}'s vocabulary with SDXL's pad token '!' (id ${tokenizer2.padTokenId}), as SDXL base's tokenizer_2`);
+      }
+      // Single files do not say; SDXL base's pipeline (and diffusers' default) uses zeros for the empty prompt.
+      xl = { textEncoder2: m.textEncoder2, tokenizer2, forceZerosForEmptyPrompt: true };
+    }
+    return { tokenizer: toks?.tokenizer ?? null, textEncoder: m.textEncoder, unet: m.unet, vae: m.vae, scheduler, root: file, dtype, device, ...(xl ? { xl } : {}) };
   } catch (e) {
     m.unet.dispose();
     m.vae.dispose();
     m.textEncoder.dispose();
+    m.textEncoder2?.dispose();
     throw e;
   }
 }
 
 /** A CLIP tokenizer from a folder (with vocab.json, or with tokenizer/ inside) or a Hub repo id. */
 export async function loadTokenizer(spec: string, opts: LoadStableDiffusionOptions = {}): Promise<CLIPTokenizer> {
+  return (await loadTokenizers(spec, opts)).tokenizer;
+}
+
+/**
+ * The tokenizer (and SDXL's tokenizer_2 where the folder or repo has one) from a folder with
+ * vocab.json, a model folder with tokenizer/ (and tokenizer_2/), or a Hub repo id.
+ */
+export async function loadTokenizers(spec: string, opts: LoadStableDiffusionOptions = {}): Promise<{ tokenizer: CLIPTokenizer; tokenizer2: CLIPTokenizer | null; dir: string }> {
   let dir = spec;
   if (!existsSync(spec)) {
     if (!REPO_ID.test(spec) || spec.startsWith('.') || spec.startsWith('/')) throw new Error(`tokenizer '${spec}' is neither an existing folder nor a Hub repo id like 'org/name'`);
     dir = await snapshotDownload(spec, {
       revision: opts.revision, token: opts.token, offline: opts.offline, cacheDir: opts.cacheDir, onProgress: opts.onDownload,
-      allowPatterns: ['vocab.json', 'merges.txt', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer/*'],
+      allowPatterns: ['vocab.json', 'merges.txt', 'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer/*', 'tokenizer_2/*'],
     });
   }
-  for (const d of [dir, path.join(dir, 'tokenizer')]) if (existsSync(path.join(d, 'vocab.json'))) return CLIPTokenizer.fromDir(d);
+  const has = (d: string) => existsSync(path.join(d, 'vocab.json'));
+  const tok2Dir = path.join(dir, 'tokenizer_2');
+  const tokenizer2 = has(tok2Dir) ? CLIPTokenizer.fromDir(tok2Dir) : null;
+  for (const d of [dir, path.join(dir, 'tokenizer')]) if (has(d)) return { tokenizer: CLIPTokenizer.fromDir(d), tokenizer2, dir: d };
   throw new Error(`tokenizer '${spec}' has no vocab.json (nor tokenizer/vocab.json)`);
 }
 

@@ -7,10 +7,10 @@ import { fixturePath, repoRoot } from '../fixtures.js';
 
 export const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 
-/** Every letter and digit as a token, alone and word-final; bos/eos at the tiny model's 998/999. */
-export function writeTinyTokenizer(folder: string): void {
+/** Every letter and digit as a token, alone and word-final; bos/eos at the tiny model's 998/999; '!' at 0 (SDXL's tokenizer_2 pad). */
+export function writeTinyTokenizer(folder: string, config?: Record<string, unknown>): void {
   mkdirSync(folder, { recursive: true });
-  const vocab: Record<string, number> = {};
+  const vocab: Record<string, number> = { '!': 0 };
   let id = 1;
   for (const c of 'abcdefghijklmnopqrstuvwxyz0123456789') {
     vocab[c] = id++;
@@ -20,6 +20,16 @@ export function writeTinyTokenizer(folder: string): void {
   vocab['<|endoftext|>'] = 999;
   writeFileSync(path.join(folder, 'vocab.json'), JSON.stringify(vocab));
   writeFileSync(path.join(folder, 'merges.txt'), '#version: 0.2\n');
+  if (config) writeFileSync(path.join(folder, 'tokenizer_config.json'), JSON.stringify(config));
+}
+
+/** Copies tiny-sdxl into `dir`/tiny-sdxl with tokenizer/ and tokenizer_2/ (pad '!', as SDXL base); returns the model folder. */
+export function makeTinyXLModel(dir: string): string {
+  const model = path.join(dir, 'tiny-sdxl');
+  cpSync(fixturePath('golden/tiny-sdxl'), model, { recursive: true });
+  writeTinyTokenizer(path.join(model, 'tokenizer'));
+  writeTinyTokenizer(path.join(model, 'tokenizer_2'), { pad_token: '!' });
+  return model;
 }
 
 /** Copies tiny-sd into `dir`/tiny-sd with a tokenizer; returns the model folder. */

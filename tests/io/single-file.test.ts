@@ -3,7 +3,7 @@
 // loads identically; bad inputs fail clearly.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, closeSync, writeSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -13,6 +13,7 @@ import { readSafetensorsHeader } from '../../src/io/safetensors.js';
 import { convertSingleFile, inspectSingleFile, loadSingleFile, SingleFileError, LdmConfigError } from '../../src/io/single-file/index.js';
 import { disposeStableDiffusion, loadStableDiffusion, type StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
 import { fixturePath } from '../fixtures.js';
+import { editSafetensorsHeader } from '../helpers.js';
 
 const dir = fixturePath('golden/single-file');
 const CASES = [
@@ -126,23 +127,6 @@ test('single file: the skipped keys are the known ones (schedule, EMA, OpenCLIP 
   assert.equal(p1.arch.scheduler.prediction_type, 'epsilon');
 });
 
-/** Writes a copy of a safetensors file with its header edited (tensor data kept). */
-function editHeader(src: string, dst: string, edit: (h: Record<string, unknown>) => void): void {
-  const buf = readFileSync(src);
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, unknown>;
-  edit(header);
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  const fd = openSync(dst, 'w');
-  writeSync(fd, len);
-  writeSync(fd, Buffer.from(json));
-  writeSync(fd, buf.subarray(8 + n));
-  closeSync(fd);
-}
-
 test('single file: bad inputs fail clearly', async () => {
   const c = CASES[0]!;
   // truncated download
@@ -152,7 +136,7 @@ test('single file: bad inputs fail clearly', async () => {
   assert.throws(() => loadSingleFile(trunc, { config: c.yaml, textEncoderHeads: 4 }), /truncated/);
   // an unexpected key is named
   const extra = path.join(tmp, 'extra.safetensors');
-  editHeader(c.file, extra, (h) => {
+  editSafetensorsHeader(c.file, extra, (h) => {
     h['model.diffusion_model.mystery.weight'] = h['model_ema.decay'];
     delete h['model_ema.decay'];
   });
@@ -172,13 +156,13 @@ test('single file: bad inputs fail clearly', async () => {
   assert.throws(() => loadSingleFile(c.file, { config: c.yaml }), /text encoder's head count.*textEncoderHeads/);
   // unknown architecture: a diffusers file is not an LDM checkpoint
   assert.throws(() => loadSingleFile(path.join(c.folder, 'unet', 'diffusion_pytorch_model.safetensors')), /not an LDM Stable Diffusion checkpoint/);
-  // SDXL single files are out of scope
+  // two kinds of text encoder in one file
   const xl = path.join(tmp, 'xl.safetensors');
-  editHeader(c.file, xl, (h) => {
+  editSafetensorsHeader(c.file, xl, (h) => {
     h['conditioner.embedders.0.transformer.text_model.final_layer_norm.weight'] = h['model_ema.decay'];
     delete h['model_ema.decay'];
   });
-  assert.throws(() => loadSingleFile(xl), /SDXL/);
+  assert.throws(() => loadSingleFile(xl), /more than one kind of text encoder: CLIP \(cond_stage_model\.transformer\.\*\) and SDXL/);
   // .ckpt: a file that is no torch archive, and a crafted pickle that would run code (nothing runs)
   const ckpt = path.join(tmp, 'model.ckpt');
   writeFileSync(ckpt, 'PK');

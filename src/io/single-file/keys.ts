@@ -1,15 +1,16 @@
 // Key mapping from the original LDM layout of a single-file Stable Diffusion checkpoint to the
 // diffusers/transformers names our modules use (as diffusers' convert_from_ckpt does, written anew).
 
-/** The three models a single file holds. */
-export type LdmComponent = 'unet' | 'vae' | 'text_encoder';
+/** The models a single file holds (text_encoder_2: SDXL's OpenCLIP encoder with projection). */
+export type LdmComponent = 'unet' | 'vae' | 'text_encoder' | 'text_encoder_2';
 
 /**
  * How a stored tensor becomes the model's:
  * 'none': as is; 'squeeze': a 1x1-conv weight [C, C, 1, 1] -> a linear weight [C, C] (kept as is when 2-D);
- * chunk: row block `index` of `of` equal blocks along dim 0 (OpenCLIP's fused in_proj [3D, D] -> q, k, v [D, D]).
+ * chunk: row block `index` of `of` equal blocks along dim 0 (OpenCLIP's fused in_proj [3D, D] -> q, k, v [D, D]);
+ * 'transpose': OpenCLIP's text_projection [D, P] (x @ W) -> a linear weight [P, D].
  */
-export type LdmTransform = 'none' | 'squeeze' | { chunk: number; of: number };
+export type LdmTransform = 'none' | 'squeeze' | 'transpose' | { chunk: number; of: number };
 
 /** Where one stored tensor (or one slice of it) goes. */
 export interface LdmTarget {
@@ -24,6 +25,10 @@ export const VAE_PREFIX = 'first_stage_model.';
 export const CLIP_PREFIX = 'cond_stage_model.transformer.';
 /** SD 2.x: OpenCLIP's text tower. */
 export const OPENCLIP_PREFIX = 'cond_stage_model.model.';
+/** SDXL (sgm): the first text encoder, CLIP ViT-L under transformers names. */
+export const XL_CLIP_PREFIX = 'conditioner.embedders.0.transformer.';
+/** SDXL (sgm): the second text encoder, OpenCLIP ViT-bigG (its text_projection is used: the pooled embedding). */
+export const XL_OPENCLIP_PREFIX = 'conditioner.embedders.1.model.';
 
 /** LDM's noise-schedule buffers (the scheduler config replaces them). */
 export const SCHEDULE_BUFFERS: ReadonlySet<string> = new Set([
@@ -38,6 +43,10 @@ export function skipReason(key: string): string | null {
   if (key.startsWith('model_ema.')) return 'EMA bookkeeping / EMA weights';
   if (key === `${OPENCLIP_PREFIX}text_projection` || key === `${OPENCLIP_PREFIX}logit_scale`) return 'OpenCLIP projection (unused by Stable Diffusion)';
   if (key === `${CLIP_PREFIX}text_model.embeddings.position_ids` || key === `${CLIP_PREFIX}embeddings.position_ids`) return 'position_ids buffer';
+  if (key === `${XL_CLIP_PREFIX}text_model.embeddings.position_ids` || key === `${XL_CLIP_PREFIX}embeddings.position_ids`) return 'position_ids buffer';
+  if (key === `${XL_OPENCLIP_PREFIX}logit_scale`) return 'OpenCLIP logit_scale (unused by Stable Diffusion)';
+  if (key === 'denoiser.sigmas' || key === 'denoiser.log_sigmas') return 'sgm noise-schedule buffer';
+  if (key === 'v_pred') return "v-prediction marker (read by the architecture detection)";
   return null;
 }
 
@@ -61,11 +70,13 @@ function resnetKey(rest: string): string | null {
  *   middle_block.0/1/2        -> mid_block.resnets.0 / attentions.0 / resnets.1
  *   output_blocks.i.0 / .i.1  -> up_blocks.b.resnets.l / attentions.l     (i = b*(L+1) + l)
  *   output_blocks.i.{1,2}.conv -> up_blocks.b.upsamplers.0.conv          out.0/2 -> conv_norm_out / conv_out
+ *   label_emb.0.0/2 (SDXL)     -> add_embedding.linear_1/2
  */
 export function unetKey(key: string, layersPerBlock: number): string | null {
   const simple: [string, string][] = [
     ['time_embed.0.', 'time_embedding.linear_1.'], ['time_embed.2.', 'time_embedding.linear_2.'],
     ['input_blocks.0.0.', 'conv_in.'], ['out.0.', 'conv_norm_out.'], ['out.2.', 'conv_out.'],
+    ['label_emb.0.0.', 'add_embedding.linear_1.'], ['label_emb.0.2.', 'add_embedding.linear_2.'],
   ];
   for (const [from, to] of simple) if (key.startsWith(from)) return leaf(to + key.slice(from.length));
   const per = layersPerBlock + 1;
@@ -151,8 +162,10 @@ export function clipKey(key: string): string {
 }
 
 /**
- * An SD 2.x OpenCLIP key without 'cond_stage_model.model.' -> CLIPTextModel targets (three for the
- * fused in_proj), [] for a layer at or beyond `keptLayers` (skipped: the YAML's `layer: penultimate`), or null.
+ * An OpenCLIP key (without 'cond_stage_model.model.' / 'conditioner.embedders.1.model.') -> CLIPTextModel
+ * targets (three for the fused in_proj), [] for a layer at or beyond `keptLayers` (skipped: SD 2.x's
+ * `layer: penultimate`), or null. `withProjection` (SDXL): keys go under CLIPTextModelWithProjection's
+ * text_model., and text_projection [D, P] becomes text_projection.weight [P, D].
  *
  *   token_embedding.weight -> embeddings.token_embedding.weight   positional_embedding -> embeddings.position_embedding.weight
  *   transformer.resblocks.N.ln_1/ln_2 -> encoder.layers.N.layer_norm1/layer_norm2
@@ -160,7 +173,11 @@ export function clipKey(key: string): string {
  *   transformer.resblocks.N.attn.out_proj -> self_attn.out_proj   mlp.c_fc / mlp.c_proj -> mlp.fc1 / mlp.fc2
  *   ln_final -> final_layer_norm
  */
-export function openClipTargets(key: string, keptLayers: number): { key: string; transform: LdmTransform }[] | null {
+export function openClipTargets(key: string, keptLayers: number, withProjection = false): { key: string; transform: LdmTransform }[] | null {
+  if (withProjection) {
+    if (key === 'text_projection') return [{ key: 'text_projection.weight', transform: 'transpose' }];
+    return openClipTargets(key, keptLayers)?.map((t) => ({ ...t, key: `text_model.${t.key}` })) ?? null;
+  }
   const one = (k: string) => [{ key: k, transform: 'none' as const }];
   if (key === 'token_embedding.weight') return one('embeddings.token_embedding.weight');
   if (key === 'positional_embedding') return one('embeddings.position_embedding.weight');
@@ -183,9 +200,10 @@ export function openClipTargets(key: string, keptLayers: number): { key: string;
   return n >= keptLayers ? [] : out;
 }
 
-/** A stored shape after a transform ([3D, D] chunk -> [D, D]; [C, C, 1, 1] squeeze -> [C, C]). */
+/** A stored shape after a transform ([3D, D] chunk -> [D, D]; [C, C, 1, 1] squeeze -> [C, C]; [D, P] transpose -> [P, D]). */
 export function transformedShape(shape: number[], t: LdmTransform): number[] | null {
   if (t === 'none') return shape;
+  if (t === 'transpose') return shape.length === 2 ? [shape[1]!, shape[0]!] : null;
   if (t === 'squeeze') {
     if (shape.length === 2) return shape;
     return shape.length === 4 && shape[2] === 1 && shape[3] === 1 ? [shape[0]!, shape[1]!] : null;

@@ -1,15 +1,15 @@
-// Loading a single-file SD v1 / SD 2.x checkpoint (LDM layout) into our models: every stored key
+// Loading a single-file SD v1 / SD 2.x / SDXL checkpoint (LDM / sgm layout) into our models: every stored key
 // is mapped, skipped on purpose, or an error; every model weight must come from the file; tensors
 // are streamed one by one (each read once) into models built on the meta device.
 import { isFloating, noGrad, type DType, type Device, type Tensor } from '../../engine/index.js';
 import { StateDictError, type Module } from '../../nn/index.js';
-import { CLIPTextModel, parseCLIPTextConfig } from '../../models/clip/index.js';
+import { CLIPTextModel, CLIPTextModelWithProjection, parseCLIPTextConfig } from '../../models/clip/index.js';
 import { UNet2DConditionModel } from '../../models/unet/index.js';
 import { AutoencoderKL, parseAutoencoderKLConfig } from '../../models/vae/index.js';
 import { detectLdmArchitecture, SingleFileError, type LdmArchitecture } from './detect.js';
 import {
   CLIP_PREFIX, clipKey, OPENCLIP_PREFIX, openClipTargets, skipReason, transformedShape, UNET_PREFIX, unetKey,
-  VAE_PREFIX, vaeKey, type LdmComponent, type LdmTransform,
+  VAE_PREFIX, vaeKey, XL_CLIP_PREFIX, XL_OPENCLIP_PREFIX, type LdmComponent, type LdmTransform,
 } from './keys.js';
 import { openTensorSource, type TensorSource } from './source.js';
 import { readLdmYaml, type LdmYaml } from './yaml-config.js';
@@ -42,7 +42,9 @@ export function planSingleFile(file: string, tensors: ReadonlyMap<string, { shap
   const badShape: string[] = [];
   const lpb = arch.unet.layers_per_block as number;
   const vaeLevels = (arch.vae.block_out_channels as number[]).length;
-  const clipPrefix = [...tensors.keys()].some((k) => k.startsWith(`${CLIP_PREFIX}text_model.`)) ? `${CLIP_PREFIX}text_model.` : CLIP_PREFIX;
+  const clipRoot = arch.family === 'sdxl' ? XL_CLIP_PREFIX : CLIP_PREFIX;
+  const clipPrefix = [...tensors.keys()].some((k) => k.startsWith(`${clipRoot}text_model.`)) ? `${clipRoot}text_model.` : clipRoot;
+  const layers2 = (arch.textEncoder2?.num_hidden_layers as number | undefined) ?? 0;
   for (const [key, info] of tensors) {
     const why = skipReason(key);
     if (why !== null) {
@@ -56,7 +58,7 @@ export function planSingleFile(file: string, tensors: ReadonlyMap<string, { shap
     } else if (key.startsWith(VAE_PREFIX)) {
       const t = vaeKey(key.slice(VAE_PREFIX.length), vaeLevels);
       targets = t === null ? null : [{ component: 'vae', ...t }];
-    } else if (arch.family === 'sd1' && key.startsWith(clipPrefix)) {
+    } else if (arch.family !== 'sd2' && key.startsWith(clipPrefix)) {
       targets = [{ component: 'text_encoder', key: clipKey(key.slice(clipPrefix.length)), transform: 'none' }];
     } else if (arch.family === 'sd2' && key.startsWith(OPENCLIP_PREFIX)) {
       const t = openClipTargets(key.slice(OPENCLIP_PREFIX.length), arch.textLayers);
@@ -65,6 +67,9 @@ export function planSingleFile(file: string, tensors: ReadonlyMap<string, { shap
         continue;
       }
       targets = t === null ? null : t.map((x) => ({ component: 'text_encoder' as const, ...x }));
+    } else if (arch.family === 'sdxl' && key.startsWith(XL_OPENCLIP_PREFIX)) {
+      const t = openClipTargets(key.slice(XL_OPENCLIP_PREFIX.length), layers2, true);
+      targets = t === null || t.length === 0 ? null : t.map((x) => ({ component: 'text_encoder_2' as const, ...x }));
     }
     if (targets === null) {
       unexpected.push(key);
@@ -102,6 +107,8 @@ export interface SingleFileModels {
   unet: UNet2DConditionModel;
   vae: AutoencoderKL;
   textEncoder: CLIPTextModel;
+  /** SDXL: the second text encoder (OpenCLIP, with its projection). */
+  textEncoder2?: CLIPTextModelWithProjection;
   arch: LdmArchitecture;
   skipped: SingleFilePlan['skipped'];
   summary: { tensors: number; bytes: number; seconds: number };
@@ -143,11 +150,18 @@ export function loadSingleFile(file: string, opts: SingleFileOptions = {}): Sing
     built.push(vae);
     const textEncoder = new CLIPTextModel(parseCLIPTextConfig(arch.textEncoder, `${file} (text encoder)`), init);
     built.push(textEncoder);
-    const modules: Record<LdmComponent, Module> = { unet, vae, text_encoder: textEncoder };
+    const modules: Partial<Record<LdmComponent, Module>> = { unet, vae, text_encoder: textEncoder };
+    let textEncoder2: CLIPTextModelWithProjection | undefined;
+    if (arch.textEncoder2) {
+      textEncoder2 = new CLIPTextModelWithProjection(parseCLIPTextConfig(arch.textEncoder2, `${file} (text encoder 2)`), init);
+      built.push(textEncoder2);
+      modules.text_encoder_2 = textEncoder2;
+    }
     const params = matchParams(file, plan, modules);
     const { tensors, bytes } = stream(src, plan, params, opts);
     return {
-      unet: unet.eval(), vae: vae.eval(), textEncoder: textEncoder.eval(), arch, skipped: plan.skipped,
+      unet: unet.eval(), vae: vae.eval(), textEncoder: textEncoder.eval(), ...(textEncoder2 ? { textEncoder2: textEncoder2.eval() } : {}),
+      arch, skipped: plan.skipped,
       summary: { tensors, bytes, seconds: (performance.now() - start) / 1000 },
     };
   } catch (e) {
@@ -159,7 +173,7 @@ export function loadSingleFile(file: string, opts: SingleFileOptions = {}): Sing
 }
 
 /** Each plan item's parameter; a StateDictError per component lists missing, unexpected and mis-shaped keys. */
-function matchParams(file: string, plan: SingleFilePlan, modules: Record<LdmComponent, Module>): Map<SingleFileItem, Tensor> {
+function matchParams(file: string, plan: SingleFilePlan, modules: Partial<Record<LdmComponent, Module>>): Map<SingleFileItem, Tensor> {
   const out = new Map<SingleFileItem, Tensor>();
   for (const [component, module] of Object.entries(modules) as [LdmComponent, Module][]) {
     const own = new Map<string, Tensor>([...module.namedParameters(), ...module.namedBuffers()]);
@@ -207,9 +221,15 @@ function stream(src: TensorSource, plan: SingleFilePlan, params: Map<SingleFileI
   return { tensors: order.length, bytes: done };
 }
 
-/** [C, C, 1, 1] -> [C, C] (a view); row block i of n (a copy, so q/k/v do not share the fused storage). */
+/** [C, C, 1, 1] -> [C, C] (a view); row block i of n (a copy, so q/k/v do not share the fused storage); [D, P] -> [P, D] (a copy). */
 function transform(raw: Tensor, t: LdmTransform): Tensor {
   if (t === 'none') return raw;
+  if (t === 'transpose') {
+    const view = raw.transpose(0, 1);
+    const copy = view.contiguous();
+    view.dispose();
+    return copy;
+  }
   if (t === 'squeeze') return raw.shape.length === 4 ? raw.reshape([raw.shape[0]!, raw.shape[1]!]) : raw;
   const rows = raw.shape[0]! / t.of;
   const view = raw.narrow(0, t.chunk * rows, rows);

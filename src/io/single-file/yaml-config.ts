@@ -31,7 +31,8 @@ export interface LdmYaml {
     channelMult?: number[];
     numResBlocks?: number;
     attentionResolutions?: number[];
-    transformerDepth?: number;
+    /** One depth, or one per level (sgm); levels without attention are not checked. */
+    transformerDepth?: number | number[];
     contextDim?: number;
     /** v1: heads per attention layer. */
     numHeads?: number;
@@ -52,6 +53,18 @@ export interface LdmYaml {
   condStageTarget?: string;
   /** cond_stage_config.params.layer: 'penultimate' skips OpenCLIP's last layer. */
   layer?: 'last' | 'penultimate';
+  /** SDXL (sgm) configs only: what the conditioner and the UNet's added conditioning say. */
+  sgm?: LdmYamlSgm;
+}
+
+/** The SDXL parts of an sgm config (model.target sgm.models.diffusion.DiffusionEngine). */
+export interface LdmYamlSgm {
+  /** network_config.params.adm_in_channels: the added-conditioning width (pooled + 6 x time embedding). */
+  admInChannels?: number;
+  /** The ConcatTimestepEmbedderND outdim (each of the 6 size/crop numbers gets this many channels). */
+  timeEmbedDim?: number;
+  /** conditioner emb_models targets that embed text, in order (FrozenCLIPEmbedder, FrozenOpenCLIPEmbedder2). */
+  textEmbedders: { target: string; layer?: string; layerIdx?: number }[];
 }
 
 type Obj = Record<string, unknown>;
@@ -102,15 +115,18 @@ export function parseLdmYaml(doc: unknown, file = 'LDM config'): LdmYaml {
     if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x > 0)) fail(`${where}.${key} must be a list of positive integers, got ${JSON.stringify(v)}`);
     return v as number[];
   };
-  const unetCfg = sub(params, 'unet_config', 'model.params');
-  const up = sub(unetCfg, 'params', 'model.params.unet_config');
+  // LDM (SD v1 / 2.x) names the UNet unet_config; sgm (SDXL) network_config, with the same fields.
+  const sgm = /DiffusionEngine|^sgm\./.test(typeof model.target === 'string' ? model.target : '') || params.network_config !== undefined;
+  const unetName = sgm ? 'network_config' : 'unet_config';
+  const unetCfg = sub(params, unetName, 'model.params');
+  const up = sub(unetCfg, 'params', `model.params.${unetName}`);
   const firstCfg = sub(params, 'first_stage_config', 'model.params');
   const dd = sub(sub(firstCfg, 'params', 'model.params.first_stage_config'), 'ddconfig', 'model.params.first_stage_config.params');
   const condCfg = sub(params, 'cond_stage_config', 'model.params');
   const condParams = sub(condCfg, 'params', 'model.params.cond_stage_config');
-  const U = 'model.params.unet_config.params';
+  const U = `model.params.${unetName}.params`;
   const D = 'model.params.first_stage_config.params.ddconfig';
-  const parameterization = params.parameterization ?? 'eps';
+  const parameterization = sgm ? sgmParameterization(params, fail) : params.parameterization ?? 'eps';
   if (parameterization !== 'eps' && parameterization !== 'v' && parameterization !== 'x0') {
     fail(`model.params.parameterization must be eps, x0 or v, got ${JSON.stringify(parameterization)}`);
   }
@@ -142,7 +158,7 @@ export function parseLdmYaml(doc: unknown, file = 'LDM config'): LdmYaml {
       channelMult: ints(up, 'channel_mult', U),
       numResBlocks: num(up, 'num_res_blocks', U),
       attentionResolutions: ints(up, 'attention_resolutions', U),
-      transformerDepth: Array.isArray(depth) ? undefined : num(up, 'transformer_depth', U),
+      transformerDepth: Array.isArray(depth) ? ints(up, 'transformer_depth', U) : num(up, 'transformer_depth', U),
       contextDim: num(up, 'context_dim', U),
       numHeads: num({ numHeads }, 'numHeads', `${U}.num_heads`),
       numHeadChannels: num({ numHeadChannels }, 'numHeadChannels', `${U}.num_head_channels`),
@@ -160,7 +176,41 @@ export function parseLdmYaml(doc: unknown, file = 'LDM config'): LdmYaml {
     condStageTarget: str(condCfg.target),
     layer: layer as LdmYaml['layer'],
   };
-  const t = y.target ?? '';
-  if (/DiffusionEngine|sgm\./.test(t) || /sgm\./.test(str(unetCfg.target) ?? '')) fail(`model.target '${t}' is an SDXL (sgm) config; only SD v1 and SD 2.x single files are supported`);
+  if (sgm) y.sgm = sgmParts(params, up, U, num, fail);
   return y;
+}
+
+/** sgm's denoiser scaling decides the prediction: EpsScaling -> eps, VScaling -> v; EDM variants are not DDPM models. */
+function sgmParameterization(params: Obj, fail: (m: string) => never): string {
+  const den = isObj(params.denoiser_config) ? params.denoiser_config : {};
+  const dp = isObj(den.params) ? den.params : {};
+  const sc = isObj(dp.scaling_config) ? dp.scaling_config : {};
+  const t = typeof sc.target === 'string' ? sc.target : '';
+  if (t === '' || /\.EpsScaling$/.test(t)) return 'eps';
+  if (/\.VScaling$/.test(t)) return 'v';
+  return fail(`model.params.denoiser_config.params.scaling_config.target '${t}' is not supported (EpsScaling or VScaling: DDPM epsilon or v-prediction)`);
+}
+
+function sgmParts(params: Obj, up: Obj, U: string, num: (o: Obj, key: string, where: string) => number | undefined, fail: (m: string) => never): LdmYamlSgm {
+  const cond = isObj(params.conditioner_config) ? params.conditioner_config : {};
+  const cp = isObj(cond.params) ? cond.params : {};
+  const models = cp.emb_models ?? [];
+  if (!Array.isArray(models)) fail('model.params.conditioner_config.params.emb_models must be a list');
+  const textEmbedders: LdmYamlSgm['textEmbedders'] = [];
+  let timeEmbedDim: number | undefined;
+  (models as unknown[]).forEach((m, i) => {
+    const where = `model.params.conditioner_config.params.emb_models[${i}]`;
+    if (!isObj(m)) fail(`${where} must be a mapping`);
+    const mm = m as Obj;
+    const target = typeof mm.target === 'string' ? mm.target : '';
+    const p = isObj(mm.params) ? mm.params : {};
+    if (/ConcatTimestepEmbedderND$/.test(target)) {
+      const d = num(p, 'outdim', `${where}.params`);
+      if (timeEmbedDim !== undefined && d !== timeEmbedDim) fail(`${where}.params.outdim ${d} differs from the other size/crop embedders' ${timeEmbedDim}`);
+      timeEmbedDim = d;
+    } else if (/CLIPEmbedder/.test(target)) {
+      textEmbedders.push({ target, layer: typeof p.layer === 'string' ? p.layer : undefined, layerIdx: typeof p.layer_idx === 'number' ? p.layer_idx : undefined });
+    } else fail(`${where}.target '${target}' is not supported (SDXL base: FrozenCLIPEmbedder, FrozenOpenCLIPEmbedder2, ConcatTimestepEmbedderND)`);
+  });
+  return { admInChannels: num(up, 'adm_in_channels', U), timeEmbedDim, textEmbedders };
 }
