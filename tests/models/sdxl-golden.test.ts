@@ -113,6 +113,35 @@ test('the Imagic trace on SDXL: the context and the pooled embedding optimized t
   }
 });
 
+test('SDXL with gradient checkpointing: stage A (context and pooled embedding) and stage B still reproduce the golden trace', async () => {
+  const spec = (JSON.parse(readFileSync(fixturePath('golden/golden-v2.json'), 'utf8')) as { sdxl_imagic: { steps_A: number; lr_A: number; steps_B: number; lr_B: number; lossA: number[]; lossB: number[] } }).sdxl_imagic;
+  const sd = await loadStableDiffusion(TINY);
+  try {
+    const latent = imagic.encodeImage(sd, G('imagic.image'));
+    const timeIds = G('imagic.time_ids').reshape(1, 6);
+    const a = await imagic.stageA(sd, latent, G('imagic.prompt_embeds_tgt'), {
+      steps: spec.steps_A, lr: spec.lr_A, noise: imagic.fixedNoise(G('imagic.A_timesteps').toFlatArray(), G('imagic.A_noise')),
+      xl: { pooled: G('imagic.pooled_tgt'), timeIds }, gradientCheckpointing: true,
+    });
+    assertClose(a.losses, spec.lossA, 1e-4, 1e-4, 'stage A losses');
+    assertClose(a.eOpt, G('imagic.prompt_embeds_opt'), 1e-3, 0, 'e_opt');
+    // The pooled embedding gets its gradient through the checkpointed chain: it moves exactly as without checkpointing.
+    assertClose(a.pooledOpt!, G('imagic.pooled_opt'), 1e-3, 0, 'pooled_opt');
+    assert.ok(maxAbsDiff(a.pooledOpt!, G('imagic.pooled_tgt')) > 1e-3, 'the pooled embedding was optimized');
+    const b = await imagic.stageB(sd, latent, a.eOpt, {
+      steps: spec.steps_B, lr: spec.lr_B, noise: imagic.fixedNoise(G('imagic.B_timesteps').toFlatArray(), G('imagic.B_noise')),
+      added: { textEmbeds: a.pooledOpt!, timeIds }, gradientCheckpointing: true,
+    });
+    assertClose(b.losses, spec.lossB, 1e-4, 1e-4, 'stage B losses');
+  } finally {
+    disposeStableDiffusion(sd);
+  }
+});
+
+function maxAbsDiff(a: Tensor, b: Tensor): number {
+  return noGrad(() => a.sub(b).abs().max().item());
+}
+
 test('SDXL as a pipeline: text_encoder_2 loaded, encodePromptXL as diffusers, and text-to-image with zeros unconditional and default time_ids', async () => {
   const sd = await loadStableDiffusion(TINY);
   try {

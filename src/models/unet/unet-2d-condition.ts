@@ -156,10 +156,11 @@ export class UNet2DConditionModel extends Module {
     const factor = 2 ** this.numUpsamplers;
     const forwardUpsampleSize = sample.shape.slice(2).some((d) => d % factor !== 0);
     const segments: Segment[] = [];
-    // [sample, ehs] -> [h, emb, ehs, h]
-    segments.push(([x, e]) => {
+    // [sample, ehs(, text_embeds)] -> [h, emb, ehs, h]; SDXL's pooled text_embeds is an input, so
+    // that a checkpointed backward hands its gradient on (Imagic stage A optimizes it).
+    segments.push(([x, e, te]) => {
       const ehs = e!.shape[0] !== b ? e!.expand([b, -1, -1]) : e!;
-      const emb = this.timeEmbedding(timestep, b, x!.device, x!.dtype, added);
+      const emb = this.timeEmbedding(timestep, b, x!.device, x!.dtype, added && te ? { ...added, textEmbeds: te } : added);
       const h = this.conv_in.forward(this.config.center_input_sample ? x!.mul(2).sub(1) : x!);
       return [h, emb, ehs, h];
     });
@@ -185,7 +186,7 @@ export class UNet2DConditionModel extends Module {
       });
     });
     segments.push(([h]) => [this.conv_out.forward(this.convAct(this.conv_norm_out.forward(h!)))]);
-    return { inputs: [sample, encoderHiddenStates], segments };
+    return { inputs: added ? [sample, encoderHiddenStates, added.textEmbeds] : [sample, encoderHiddenStates], segments };
   }
 
   /** The checks that turn a libtorch shape error deep inside into a message naming the argument. */

@@ -138,7 +138,6 @@ export function denoisingStep(sd: StableDiffusion, latent: Tensor, cond: Tensor,
   const lossOf = (pred: Tensor) => mseLoss(pred.float(), target.float());
   const scale = o.scale ?? 1;
   if (o.gradientCheckpointing) {
-    if (o.added?.textEmbeds.requiresGrad) throw new Error('gradient checkpointing does not train the pooled embedding of SDXL stage A yet: turn it off for stage A');
     const { inputs, segments } = sd.unet.segments(noisy, timestep, cond, o.added);
     const scaled = checkpointedBackward(segments.map((seg) => (s: Tensor[]) => amp(() => seg(s))), inputs, ([pred]) => {
       const l = lossOf(pred!);
