@@ -188,7 +188,7 @@ export async function edit(pipe: Pipeline, image: ImageSource, target: string, o
     if (auto || o.scores) scorer = await loadScorer(pipe, o, auto);
     return await withBaseRestored(pipe, stageBChangedWeights(sd, settings), async () => {
       let stage: 'stage A' | 'stage B' = 'stage A';
-      const r = await runEdit(sd, dir, { image: input!, imageSource: typeof image === 'string' ? path.resolve(image) : '<memory>', target, modelSource: pipe.source }, settings, {
+      const r = await runEdit(sd, dir, { image: input!, imageSource: typeof image === 'string' ? path.resolve(image) : '<memory>', target, modelSource: pipe.source, modelLoad: pipe.load }, settings, {
         onLog: log,
         onStage: (s) => (stage = s === 'A' ? 'stage A' : 'stage B'),
         onStep: (_s, step, total, loss) => o.onProgress?.({ phase: stage, step, total, loss }),

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { dispose, keep, noGrad, setNumThreads, type DType, type Tensor } from '../engine/index.js';
 import type { HubProgress } from '../io/hub.js';
 import { disposeStableDiffusion, loadStableDiffusion, type StableDiffusion } from '../pipelines/index.js';
+import type { ModelLoadRecord } from '../pipelines/imagic/index.js';
 
 /** The model shipped in the package: Shapes-64, a small Stable Diffusion trained by the project (models/shapes-64). */
 export const EMBEDDED_MODEL: string = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'models', 'shapes-64');
@@ -43,9 +44,15 @@ export interface LoadOptions extends RunOptions {
   token?: string;
   /** libtorch's CPU threads (process-wide). */
   threads?: number;
+  /** Single-file checkpoints: the LDM / sgm inference YAML, where the weights leave something open (head counts, v-prediction). */
+  config?: string;
+  /** A tokenizer folder (or a model folder with tokenizer/ and, for SDXL, tokenizer_2/) or a Hub repo id; single files carry none. */
+  tokenizer?: string;
+  /** Single files: text-encoder heads when the width is not a multiple of 64 (tiny test models). */
+  textEncoderHeads?: number;
 }
 
-/** A loaded Stable Diffusion v1.x checkpoint. Call dispose() to free its weights. */
+/** A loaded Stable Diffusion checkpoint (1.x, 2.x or XL). Call dispose() to free its weights. */
 export class Pipeline {
   private disposed = false;
   /** @internal use loadPipeline() */
@@ -55,6 +62,8 @@ export class Pipeline {
     /** What it was loaded from: a folder or a Hub repo id. */
     readonly source: string,
     readonly device: string,
+    /** How a single-file checkpoint was loaded (YAML, tokenizer, heads); edit sessions record it. */
+    readonly load?: ModelLoadRecord,
   ) {}
 
   /** The side of the square images it makes (512 for SD v1.x, 64 for the embedded model). */
@@ -98,9 +107,13 @@ export async function loadPipeline(model: string = EMBEDDED_MODEL, o: LoadOption
   const sd = await loadStableDiffusion(model, {
     device, dtype: o.dtype ?? 'float32', variant: o.variant, revision: o.revision, offline: o.offline, token: o.token,
     onDownload: o.onProgress ? (p: HubProgress) => o.onProgress!({ phase: 'download', file: p.file, bytes: p.downloaded, total: p.total }) : undefined,
+    config: o.config, tokenizer: o.tokenizer, textEncoderHeads: o.textEncoderHeads,
     onLog: (l) => o.onLog?.(`loaded ${l}`), onWarning: (w) => o.onLog?.(`warning: ${w}`),
   });
-  return new Pipeline(sd, model, device);
+  const abs = (p: string | undefined) => (p !== undefined && existsSync(p) ? path.resolve(p) : p);
+  const load: ModelLoadRecord = Object.fromEntries(Object.entries({ config: abs(o.config), tokenizer: abs(o.tokenizer), textEncoderHeads: o.textEncoderHeads })
+    .filter(([, v]) => v !== undefined));
+  return new Pipeline(sd, model, device, Object.keys(load).length ? load : undefined);
 }
 
 /** An Error named 'AbortError', as fetch() and timers reject with; `cause` is the signal's reason. */

@@ -10,7 +10,7 @@ import { embeddingTensors, INVERTED_SEED, defaultPreset, renderEdit, resolveSett
 import { checkPlan, finishReport, gridKey, metricsReport, planRender, renderAuto, saveSessionInput, scoreImage, type RenderPlan } from './auto.js';
 import { checkTargetText, defaultSessionDir, loadInput, scorerFor, trainWithProgress, type EditArgs } from './edit.js';
 import { formatEta, seedText, type MetricsReport } from './metrics.js';
-import { loadModel, logger } from './model.js';
+import { loadModel, logger, modelLoadRecord } from './model.js';
 import { interruptFlag, withSuffix } from './options.js';
 import { stepProgress } from './progress.js';
 
@@ -53,7 +53,7 @@ export async function compare(imageFile: string, target: string, a: CompareArgs)
     const clip = loaded.clip;
     stop = interruptFlag(log);
     const dir = a.session ?? defaultSessionDir(a.output);
-    const result = await trainWithProgress(sd, dir, { image: input, imageSource: path.resolve(imageFile), target, modelSource: a.model }, settings, a, stop.stopped, log);
+    const result = await trainWithProgress(sd, dir, { image: input, imageSource: path.resolve(imageFile), target, modelSource: a.model, modelLoad: modelLoadRecord(a) }, settings, a, stop.stopped, log);
     emb = result.embeddings;
     await saveSessionInput(dir, input);
     if (result.interrupted) {

@@ -12,7 +12,7 @@ import { loadInputImage } from '../api/input.js';
 import { checkPlan, finishReport, gridKey, metricsReport, planRender, renderAuto, saveSessionInput, loadSessionInput, scoreImage, type EtaSpec, type RenderPlan, type ReportContext } from './auto.js';
 import { formatEta, loadCandidateScorer, seedText, type ClipSource, type MetricsReport } from './metrics.js';
 import { stepProgress, type StepProgress } from './progress.js';
-import { loadModel, logger, type ModelArgs } from './model.js';
+import { loadModel, logger, modelLoadRecord, type ModelArgs } from './model.js';
 import { captionWarnings, isShapesModel } from '../shapes/domain.js';
 
 export interface RenderArgs {
@@ -178,7 +178,7 @@ export async function edit(imageFile: string, target: string, a: EditArgs): Prom
     const clip = loaded.clip;
     stop = interruptFlag(log);
     const dir = a.session ?? defaultSessionDir(a.output);
-    const result = await trainWithProgress(sd, dir, { image: input, imageSource: path.resolve(imageFile), target, modelSource: a.model }, settings, a, stop.stopped, log);
+    const result = await trainWithProgress(sd, dir, { image: input, imageSource: path.resolve(imageFile), target, modelSource: a.model, modelLoad: modelLoadRecord(a) }, settings, a, stop.stopped, log);
     emb = result.embeddings;
     await saveSessionInput(dir, input);
     if (result.interrupted) {
@@ -216,7 +216,10 @@ export async function render(sessionDir: string, a: RenderArgs & Partial<ModelAr
     log(`note: rendering the session's eta ${formatEta(session.json.settings.eta)}; its automatic choice was eta ${formatEta(c.eta)}, ${seedText(c.seed)}${c.seed === INVERTED_SEED ? ' (render it again with --eta auto --seeds inverted)' : ` (--eta ${c.eta} --seeds ${c.seed})`}`);
   }
   const model = a.model ?? session.json.model.source;
-  const m = { dtype: 'float32' as const, device: 'cpu', ...a, model };
+  // The session's own base: loaded as it was (its YAML, tokenizer, heads), unless options say otherwise.
+  const recorded = a.model === undefined ? session.json.model.load ?? {} : {};
+  const given = Object.fromEntries(Object.entries(a).filter(([, v]) => v !== undefined));
+  const m = { dtype: 'float32' as const, device: 'cpu', ...recorded, ...given, model } as ModelArgs & typeof a;
   let sd: StableDiffusion | null = null;
   let scorer: (CandidateScorer & { dispose(): void }) | null = null;
   let emb: Embeddings | null = null;

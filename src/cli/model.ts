@@ -1,7 +1,10 @@
 // Loading the model for a command: dtype, device, Hub options, download progress and load logs.
 import { setNumThreads, type DType } from '../engine/index.js';
 import { cliProgressReporter } from '../io/hub.js';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { loadStableDiffusion, type StableDiffusion } from '../pipelines/index.js';
+import type { ModelLoadRecord } from '../pipelines/imagic/index.js';
 
 export interface ModelArgs {
   model: string;
@@ -18,6 +21,16 @@ export interface ModelArgs {
   tokenizer?: string;
   /** Single files: text-encoder heads when its width is not a multiple of 64. */
   textEncoderHeads?: number;
+}
+
+/** What a session records of how its single-file base was loaded (absolute paths, so it reloads from anywhere). */
+export function modelLoadRecord(a: ModelArgs): ModelLoadRecord | undefined {
+  const abs = (p: string | undefined) => (p !== undefined && existsSync(p) ? path.resolve(p) : p);
+  const r: ModelLoadRecord = {};
+  if (a.config !== undefined) r.config = abs(a.config);
+  if (a.tokenizer !== undefined) r.tokenizer = abs(a.tokenizer);
+  if (a.textEncoderHeads !== undefined) r.textEncoderHeads = a.textEncoderHeads;
+  return Object.keys(r).length ? r : undefined;
 }
 
 export const logger = (quiet?: boolean) => (m: string) => {

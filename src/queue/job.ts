@@ -25,6 +25,12 @@ export const JOB_VERSION = 1;
 /** Settings every row of the batch shares (a row's own eta, seed and preset win). */
 export interface BatchSettings {
   model: string;
+  /** A single-file model: its LDM / sgm YAML (absolute path), tokenizer (absolute path or repo id), text-encoder heads. */
+  config?: string;
+  tokenizer?: string;
+  textEncoderHeads?: number;
+  /** The CLIP that scores rows (a folder, absolute, or a Hub repo id); default: the model's clip/, else the Hub's ViT-L. */
+  clipModel?: string;
   preset?: PresetName;
   stepsA?: number;
   stepsB?: number;
@@ -81,6 +87,10 @@ export function checkRowJob(x: unknown): RowJob {
   if (!isObj(s) || typeof s.model !== 'string' || typeof s.baselines !== 'boolean' || typeof s.strength !== 'number') throw new MalformedJobError('settings');
   for (const k of ['stepsA', 'stepsB', 'lrA', 'lrB', 'trainSeed', 'steps', 'guidance', 'checkpointEvery']) if (!optNum(s[k])) throw new MalformedJobError(`settings.${k}`);
   if (s.auto !== undefined && typeof s.auto !== 'boolean') throw new MalformedJobError('settings.auto');
+  if (s.config !== undefined && !(typeof s.config === 'string' && s.config.startsWith('/'))) throw new MalformedJobError('settings.config must be an absolute path');
+  if (s.tokenizer !== undefined && typeof s.tokenizer !== 'string') throw new MalformedJobError('settings.tokenizer');
+  if (s.clipModel !== undefined && typeof s.clipModel !== 'string') throw new MalformedJobError('settings.clipModel');
+  if (s.textEncoderHeads !== undefined && !(Number.isInteger(s.textEncoderHeads) && (s.textEncoderHeads as number) > 0)) throw new MalformedJobError('settings.textEncoderHeads');
   if (s.train !== undefined && !TRAIN_MODES.includes(s.train as TrainMode)) throw new MalformedJobError('settings.train');
   if (x.session !== undefined && !(typeof x.session === 'string' && x.session.startsWith('/'))) throw new MalformedJobError('session must be an absolute path');
   return x as unknown as RowJob;

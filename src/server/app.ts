@@ -1,6 +1,6 @@
 // The routes of `imagic serve` (the API of src/server/api.ts and the page's static files), on Hono.
 // Every failure is a JSON { error } with a 4xx (the request) or 5xx (the server) status.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -52,9 +52,11 @@ export function sniffImage(b: Uint8Array): 'png' | 'jpeg' | 'webp' | null {
 }
 
 
-/** A model the server can try: a diffusers folder (with model_index.json) or a Hub repo id. */
-function checkModel(model: string): void {
+/** A model the server can try: a diffusers folder (with model_index.json), a Hub repo id, or the default model (a single file too). */
+function checkModel(model: string, defaultModel: string): void {
+  if (model === defaultModel) return;
   if (existsSync(model)) {
+    if (statSync(model).isFile()) throw new HttpError(400, `${model} is a file: a single-file checkpoint can be the server's default model (imagic serve -m file.safetensors with its --config / --tokenizer), or be converted to a folder with imagic convert`);
     if (!existsSync(path.join(model, 'model_index.json'))) throw new HttpError(400, `${model} is not a diffusers model folder (it has no model_index.json)`);
     return;
   }
@@ -194,7 +196,7 @@ export function createApp(o: AppOptions): Hono {
     if (text === '') throw new HttpError(400, 'the target text is empty');
     if (text.length > 1000) throw new HttpError(400, 'the target text is longer than 1000 characters');
     const model = body.model === undefined || body.model === '' ? o.defaultModel : String(body.model);
-    checkModel(model);
+    checkModel(model, o.defaultModel);
     const preset = body.preset ?? defaultPreset(model);
     if (!PRESET_NAMES.includes(preset)) throw new HttpError(400, `unknown preset ${JSON.stringify(preset)} (${PRESET_NAMES.join(', ')})`);
     const { overrides, auto } = parseSettings(body.settings);

@@ -48,12 +48,12 @@ export class Compute {
   }
 
   private async model(spec: ModelSpec, jobId: number): Promise<StableDiffusion> {
-    const key = `${spec.model}|${spec.device}`;
+    const key = `${spec.model}|${spec.device}|${JSON.stringify(spec.load ?? {})}`;
     if (this.sd && this.modelKey === key) return this.sd;
     this.release();
     if (spec.threads !== undefined) setNumThreads(spec.threads);
     const log = (message: string) => this.send({ kind: 'log', jobId, message });
-    this.sd = await loadStableDiffusion(spec.model, { device: spec.device, dtype: 'float32', offline: spec.offline, onLog: (l) => log(`loaded ${l}`), onWarning: (w) => log(`warning: ${w}`) });
+    this.sd = await loadStableDiffusion(spec.model, { device: spec.device, dtype: 'float32', offline: spec.offline, ...spec.load, onLog: (l) => log(`loaded ${l}`), onWarning: (w) => log(`warning: ${w}`) });
     this.modelKey = key;
     return this.sd;
   }
@@ -132,7 +132,7 @@ export class Compute {
       const scorer = job.auto ? await this.scorer(job.model, job.jobId) : null;
       this.snapshot(sd, stageBChangedWeights(sd, job.settings));
       const stopped = () => this.cancelled.has(job.jobId);
-      const r = await runEdit(sd, job.dir, { image: input, imageSource: 'upload.png', target: job.text, modelSource: job.model.model }, job.settings, {
+      const r = await runEdit(sd, job.dir, { image: input, imageSource: 'upload.png', target: job.text, modelSource: job.model.model, modelLoad: job.model.load }, job.settings, {
         onLog: (message) => this.send({ kind: 'log', jobId: job.jobId, message }),
         onStage: (stage, total, startAt) => this.send({ kind: 'stage', jobId: job.jobId, stage, total, startAt }),
         onStep: (stage, step, total, loss) => this.send({ kind: 'step', jobId: job.jobId, stage, step, total, loss }),

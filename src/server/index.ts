@@ -1,5 +1,6 @@
 // `imagic serve`: the local web editor's server. Starts the two compute workers, resumes the trainings
 // a previous run left unfinished, and serves the API and the page.
+import type { ModelLoadRecord } from '../pipelines/imagic/index.js';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -21,6 +22,8 @@ export interface ServeOptions {
   /** Sessions and uploads live here. */
   dataDir: string;
   defaultModel: string;
+  /** A single-file default model: its YAML, tokenizer, text-encoder heads. */
+  defaultModelLoad?: ModelLoadRecord;
   device: string;
   threads?: number;
   offline?: boolean;
@@ -61,7 +64,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const token = !loopback || o.requireToken ? o.token ?? randomBytes(24).toString('hex') : null;
   const store = new Store(o.dataDir, o.log);
   dropOldUploads(store.uploadsDir);
-  const jobs = new Jobs(store, { device: o.device, offline: o.offline, threads: o.threads, version: o.version, log: o.log, queue: o.queue, root: store.root });
+  const modelLoads = o.defaultModelLoad ? { [o.defaultModel]: o.defaultModelLoad } : undefined;
+  const jobs = new Jobs(store, { modelLoads, device: o.device, offline: o.offline, threads: o.threads, version: o.version, log: o.log, queue: o.queue, root: store.root });
   const app = createApp({ store, jobs, examples: await renderExamples(), defaultModel: o.defaultModel, maxUploadBytes: o.maxUploadBytes, webDir: o.webDir, loopback, token });
   const server: ServerType = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: o.host, port: o.port }, () => resolve(s));

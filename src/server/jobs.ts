@@ -1,6 +1,7 @@
 // The server's jobs: a training queue (one training at a time per device, on the train worker) and
 // renders and baselines on a second worker, so that a slider move is served while a session trains.
 // Every change is written to the session's record and announced as a ServerEvent.
+import type { ModelLoadRecord } from '../pipelines/imagic/index.js';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import type { ServerEvent, Status } from './api.js';
@@ -21,6 +22,8 @@ export class ConflictError extends Error {
 
 export interface JobsOptions {
   device: string;
+  /** How to load the single-file models the server knows (the default model given with --config/--tokenizer). */
+  modelLoads?: Record<string, ModelLoadRecord>;
   /** Hand trainings to this Redis queue (imagic worker) instead of the local train worker. */
   queue?: string;
   /** The data folder (the queue's rows live under it). */
@@ -54,7 +57,7 @@ export class Jobs extends EventEmitter<{ event: [ServerEvent] }> {
     super();
     this.trainer = new WorkerProcess('train', o.log);
     this.renderer = new WorkerProcess('render', o.log);
-    this.queued = o.queue ? new QueueTrainer(o.queue, o.root ?? store.root, o.log) : null;
+    this.queued = o.queue ? new QueueTrainer(o.queue, o.root ?? store.root, o.log, (m) => o.modelLoads?.[m]) : null;
   }
 
   /** After a restart: sessions that were queued or training go back in the queue and resume from disk. */
@@ -77,7 +80,8 @@ export class Jobs extends EventEmitter<{ event: [ServerEvent] }> {
   }
 
   private modelSpec(r: SessionRecord): ModelSpec {
-    return { model: r.model, device: this.o.device, offline: this.o.offline, threads: this.o.threads };
+    const load = this.o.modelLoads?.[r.model];
+    return { model: r.model, device: this.o.device, offline: this.o.offline, threads: this.o.threads, ...(load ? { load } : {}) };
   }
 
   private emitSession(r: SessionRecord): void {

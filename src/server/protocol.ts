@@ -1,12 +1,14 @@
 // The messages between the server and its compute workers (child processes, src/server/worker.ts):
 // the server sends one job at a time per message; a worker answers with progress, then done or error.
-import type { ImagicSettings } from '../pipelines/imagic/index.js';
+import type { ImagicSettings, ModelLoadRecord } from '../pipelines/imagic/index.js';
 
 export interface ModelSpec {
   model: string;
   device: string;
   offline?: boolean;
   threads?: number;
+  /** A single-file model: how to load it (its YAML, tokenizer, text-encoder heads). */
+  load?: ModelLoadRecord;
 }
 
 export interface TrainJob {

@@ -2,6 +2,7 @@
 // same job format, src/queue/job.ts) for `imagic worker`s, which write the session into the server's
 // session folder (a folder they share with the server) and report training progress through Redis.
 // The server's own render worker renders from the session as usual once the job is done.
+import type { ModelLoadRecord } from '../pipelines/imagic/index.js';
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Job, Queue, QueueEvents } from 'bullmq';
@@ -38,7 +39,7 @@ export class QueueTrainer {
   /** Per session being followed: stops following (its job was taken off the queue). */
   private readonly aborts = new Map<string, () => void>();
 
-  constructor(readonly url: string, private readonly root: string, log: (m: string) => void) {
+  constructor(readonly url: string, private readonly root: string, log: (m: string) => void, private readonly loadOf: (model: string) => ModelLoadRecord | undefined = () => undefined) {
     this.queue = new Queue(QUEUE_NAME, { connection: redisConnection(url, log) });
     this.events = new QueueEvents(QUEUE_NAME, { connection: redisConnection(url, () => {}) });
     this.queue.on('error', () => {});
@@ -57,7 +58,7 @@ export class QueueTrainer {
       row: { index: 0, key: `000-${r.id}`, image: sessionFiles(dir).upload, imageName: 'upload.png', target: r.text, ...(r.auto ? {} : { eta: s.eta, seed: 0 }) },
       settings: {
         model: r.model, preset: r.preset, stepsA: s.stepsA, stepsB: s.stepsB, lrA: s.lrA, lrB: s.lrB, train: s.train, trainSeed: s.seed, steps: s.steps, guidance: s.guidanceScale,
-        checkpointEvery: s.checkpointEvery, baselines: false, strength: 0.6, auto: r.auto,
+        checkpointEvery: s.checkpointEvery, baselines: false, strength: 0.6, auto: r.auto, ...this.loadOf(r.model),
       },
     };
   }

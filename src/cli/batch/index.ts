@@ -2,12 +2,12 @@
 // processes, or through a Redis queue (`--queue`) for `imagic worker`s on other machines; resumable
 // (finished rows are skipped, interrupted ones resume from their sessions), with report.html.
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PresetName, TrainMode } from '../../pipelines/imagic/index.js';
-import { logger } from '../model.js';
+import { logger, modelLoadRecord } from '../model.js';
 import { stepProgress } from '../progress.js';
 import { readBatchCsv, type BatchRow } from './csv.js';
 import { JOB_VERSION, type BatchSettings, type RowJob } from '../../queue/job.js';
@@ -19,6 +19,12 @@ import { runRow, type RowEnv, type RowResult } from './run-row.js';
 export interface BatchArgs {
   output: string;
   model: string;
+  /** A single-file --model: its LDM / sgm YAML, tokenizer, text-encoder heads. */
+  config?: string;
+  tokenizer?: string;
+  textEncoderHeads?: number;
+  /** The CLIP that scores rows (default: the model's clip/, else openai/clip-vit-large-patch14). */
+  clipModel?: string;
   preset?: PresetName;
   stepsA?: number;
   stepsB?: number;
@@ -89,7 +95,8 @@ export async function batch(csv: string, a: BatchArgs): Promise<BatchSummary> {
   if (!Number.isInteger(a.jobs) || a.jobs < 1) throw new RangeError(`--jobs must be an integer >= 1, got ${a.jobs}`);
   const settings: BatchSettings = {
     model: a.model, preset: a.preset, stepsA: a.stepsA, stepsB: a.stepsB, train: a.train, steps: a.steps, guidance: a.guidance, checkpointEvery: a.checkpointEvery,
-    baselines: a.baselines ?? false, strength: a.strength,
+    baselines: a.baselines ?? false, strength: a.strength, ...modelLoadRecord({ ...a, dtype: 'float32' }),
+    ...(a.clipModel !== undefined ? { clipModel: existsSync(a.clipModel) ? path.resolve(a.clipModel) : a.clipModel } : {}),
   };
   const outDir = path.resolve(a.output);
   const b: BatchJson = { version: 1, id: batchId(csv, outDir, rows, settings), csv: path.resolve(csv), rows: rows.length, settings, created: new Date().toISOString() };

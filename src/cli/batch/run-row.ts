@@ -51,9 +51,9 @@ export interface RowEnv {
 
 export const rowDir = (outDir: string, key: string) => path.join(outDir, 'rows', key);
 
-function hasClip(model: string): boolean {
+function hasClip(model: string, clipModel: string | undefined): boolean {
   try {
-    resolveClipSource(model, undefined, true);
+    resolveClipSource(model, clipModel, true);
     return true;
   } catch {
     return false;
@@ -95,10 +95,10 @@ export async function runRow(job: RowJob, env: RowEnv, onStep?: RowStep): Promis
       const p = (JSON.parse(readFileSync(path.join(session, 'session.json'), 'utf8')) as { progress: { stageA: boolean; stageB: number } }).progress;
       base.resumedFrom = { stageA: p.stageA, stageB: p.stageB };
     }
-    const metrics = hasClip(s.model);
+    const metrics = hasClip(s.model, s.clipModel);
     const auto = metrics && (s.auto ?? true);
     const args = {
-      model: s.model, dtype: 'float32' as const, device: env.device, threads: env.threads, offline: env.offline, quiet: true, force: true, session,
+      model: s.model, config: s.config, tokenizer: s.tokenizer, textEncoderHeads: s.textEncoderHeads, clipModel: s.clipModel, dtype: 'float32' as const, device: env.device, threads: env.threads, offline: env.offline, quiet: true, force: true, session,
       preset: row.preset ?? s.preset, stepsA: s.stepsA, stepsB: s.stepsB, lrA: s.lrA, lrB: s.lrB, train: s.train, seed: s.trainSeed, steps: s.steps, guidance: s.guidance,
       checkpointEvery: s.checkpointEvery, onStep,
       // Without an eta: the automatic choice, else the preset's eta.

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { dispose, Generator, keep, type Tensor } from '../../engine/index.js';
 import { defaultTimeIds, encodeNegativeXL, encodePrompt, encodePromptXL, type StableDiffusion } from '../stable-diffusion.js';
 import type { ImagicSettings } from './presets.js';
-import { EditSession, SessionError, modelFamily, modelFingerprint } from './session.js';
+import { EditSession, SessionError, modelFamily, modelFingerprint, type ModelLoadRecord } from './session.js';
 import { createLoRA, encodeImage, generatorNoise, renderEdit, stageA, stageB, trainableNames, type PooledEmbeddings } from './stages.js';
 
 export interface EditInputs {
@@ -17,6 +17,8 @@ export interface EditInputs {
   /** The unconditional side of guidance, as ids, where the checkpoint has no tokenizer. */
   uncondIds?: number[][];
   modelSource: string;
+  /** How a single-file model was loaded (its YAML, tokenizer, text-encoder heads): recorded so that render can load it again. */
+  modelLoad?: ModelLoadRecord;
 }
 
 export interface EditHooks {
@@ -83,7 +85,7 @@ export async function runEdit(sd: StableDiffusion, dir: string, inputs: EditInpu
     log(p.stageBDone ? `session ${dir}: training already complete` : `resuming session ${dir}: stage A ${p.stageA ? 'done' : 'to do'}, stage B at step ${p.stageB}/${settings.stepsB}`);
   } else {
     session = EditSession.create(dir, {
-      target: inputs.target, settings, model: { source: inputs.modelSource, fingerprint: modelFingerprint(sd), ...modelFamily(sd) },
+      target: inputs.target, settings, model: { source: inputs.modelSource, fingerprint: modelFingerprint(sd), ...modelFamily(sd), ...(inputs.modelLoad && Object.keys(inputs.modelLoad).length ? { load: inputs.modelLoad } : {}) },
       image: { source: inputs.imageSource, width, height, sha256: sha },
     });
   }

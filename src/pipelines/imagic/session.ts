@@ -22,13 +22,20 @@ export interface SessionJson {
   /** What the edit asks for: text, or token ids for checkpoints without a tokenizer. */
   target: string | number[][];
   /** family and prediction: recorded since SD 2.x support (older sessions lack them: SD 1.x, epsilon). */
-  model: { source: string; fingerprint: string; family?: ModelFamily; prediction?: string };
+  model: { source: string; fingerprint: string; family?: ModelFamily; prediction?: string; load?: ModelLoadRecord };
   settings: ImagicSettings;
   image: { source: string; width: number; height: number; sha256: string };
   progress: { stageA: boolean; stageB: number; stageBDone: boolean };
   trained: string[];
   created: string;
   updated: string;
+}
+
+/** The options a single-file base model was loaded with (absolute paths, or a tokenizer repo id). */
+export interface ModelLoadRecord {
+  config?: string;
+  tokenizer?: string;
+  textEncoderHeads?: number;
 }
 
 /** A session folder that cannot be used as asked (missing, another model, other settings). */
