@@ -135,7 +135,7 @@ function trainingOptions(cmd: Command): Command {
     .option('--seed <n>', 'training seed: fixes the timesteps and noise of stages A and B', int('seed', 0))
     .option('--sample-latent', 'encode the image as a sample of the VAE posterior instead of its mean')
     .option('--checkpoint-every <n>', 'save resumable stage B progress every n steps (default 100)', int('checkpoint-every', 0))
-    .option('--gradient-checkpointing', 'recompute UNet activations during backward: less memory for stage B, about a third more compute, same results')
+    .option('--gradient-checkpointing', 'recompute UNet activations during backward: less memory for stages A and B (the SDXL pooled embedding included), about a third more compute, same results')
     .option('--session <dir>', 'the session folder (default: <output without .png>.imagic)')
     .option('--restart', 'discard an existing session with other settings and train again');
 }

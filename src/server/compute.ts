@@ -153,7 +153,7 @@ export class Compute {
   private async choose(sd: StableDiffusion, job: TrainJob, emb: Embeddings, input: Tensor, s: { scorer: CandidateScorer; name: string }, stopped: () => boolean): Promise<TrainResult['auto']> {
     const { steps, guidanceScale, autoEtas } = job.settings;
     const e = EditSession.open(job.dir).loadEmbeddings();
-    dispose([e.eTgt, e.eOpt, e.eUncond, e.rngAfterA]);
+    dispose([e.eTgt, e.eOpt, e.eUncond, e.rngAfterA, ...(e.xl ? [e.xl.tgt, e.xl.opt, e.xl.uncond, e.xl.timeIds] : [])]);
     const total = AUTO_SEEDS.length * steps;
     this.send({ kind: 'stage', jobId: job.jobId, stage: 'choose', total, startAt: 0 });
     let inverted: Tensor | null = null;
@@ -195,7 +195,10 @@ export class Compute {
     session.loadFinetuned(sd);
     const e = session.loadEmbeddings();
     e.rngAfterA.dispose();
-    this.loaded = { dir, emb: { eTgt: keep(e.eTgt), eOpt: keep(e.eOpt), eUncond: keep(e.eUncond) }, latent: keep(e.latent), inverted: new Map() };
+    // SDXL sessions carry the pooled embeddings and time_ids too: renders interpolate both.
+    const emb: Embeddings = { eTgt: e.eTgt, eOpt: e.eOpt, eUncond: e.eUncond, ...(e.xl ? { xl: e.xl } : {}) };
+    embeddingTensors(emb).forEach((t) => keep(t));
+    this.loaded = { dir, emb, latent: keep(e.latent), inverted: new Map() };
     return this.loaded;
   }
 

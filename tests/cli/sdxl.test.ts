@@ -40,6 +40,11 @@ test('SDXL folder: edit with a text prompt, a session that records the family, r
   const again = runCli(['render', p('edit.imagic'), '-o', p('render.png'), '--steps', '2', '--threads', '1']);
   assert.equal(again.code, 0, again.err);
   assert.deepEqual(readFileSync(p('render.png')), readFileSync(p('edit.png')), 'the same image from the session');
+  // compare: Imagic next to SDEdit and DDIM inversion, which take the pooled embedding and time_ids from the prompts.
+  const cmp = runCli(['compare', input, 'a blue square', '-m', model, ...fast, '--eta', '0.8', '-o', p('compare.png')]);
+  assert.equal(cmp.code, 0, cmp.err);
+  const side = await sharp(p('compare.png')).metadata();
+  assert.ok(side.width! >= 4 * 64, `a side-by-side of input, Imagic, SDEdit and DDIM (${side.width} px wide)`);
   const v1 = makeTinyModel(dir);
   const wrong = runCli(['render', p('edit.imagic'), '-m', v1, '-o', p('wrong.png'), '--threads', '1']);
   assert.notEqual(wrong.code, 0);
