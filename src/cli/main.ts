@@ -72,6 +72,7 @@ function modelOptions(cmd: Command, withModel = true): Command {
     .option('--config <file.yaml>', 'with a single-file --model: its LDM inference YAML (v1-inference.yaml, v2-inference-v.yaml, sd_xl_base.yaml, ...): attention heads, v-prediction, text layer')
     .option('--tokenizer <dir|repo-id>', 'a CLIP tokenizer folder, a model folder with tokenizer/ (and tokenizer_2/ for SDXL), or a Hub repo id (single files carry none; without it prompts must be token ids)')
     .option('--text-encoder-heads <n>', 'with a single-file --model whose text encoder is not 64-wide per head: its head count', int('text-encoder-heads', 1))
+    .option('--allow-ckpt-objects', 'with a .ckpt --model whose pickle also holds objects other than tensors (PyTorch Lightning\'s training state in old SD 1.x files): load its tensors and leave those objects inert (nothing is ever run; code-running globals stay refused)')
     .option('--threads <n>', 'CPU threads for libtorch', int('threads', 1))
     .option('-q, --quiet', 'print nothing but errors');
 }
@@ -298,6 +299,7 @@ program
   .option('--config <file.yaml>', 'its LDM inference YAML (v1-inference.yaml, v2-inference-v.yaml, sd_xl_base.yaml, ...): attention heads, v-prediction, text layer; needed where the weights leave them open')
   .option('--tokenizer <dir>', 'a CLIP tokenizer folder (vocab.json, merges.txt) to copy into tokenizer/, or a model folder with tokenizer/ (and tokenizer_2/ for SDXL)')
   .option('--text-encoder-heads <n>', 'the text encoder\'s head count when it is not 64 wide per head', int('text-encoder-heads', 1))
+  .option('--allow-ckpt-objects', 'with a .ckpt whose pickle also holds objects other than tensors (PyTorch Lightning\'s training state in old SD 1.x files): convert its tensors and leave those objects inert (nothing is ever run)')
   .addOption(new Option('--dtype <dtype>', 'dtype of the written weights (default: float32)').choices(['float32', 'float16', 'bfloat16']))
   .option('-f, --force', 'replace an existing output folder')
   .option('-q, --quiet', 'print nothing but errors')

@@ -21,6 +21,8 @@ export interface ModelArgs {
   tokenizer?: string;
   /** Single files: text-encoder heads when its width is not a multiple of 64. */
   textEncoderHeads?: number;
+  /** .ckpt files: load the tensors of a pickle that also holds other objects, leaving those inert. */
+  allowCkptObjects?: boolean;
 }
 
 /** What a session records of how its single-file base was loaded (absolute paths, so it reloads from anywhere). */
@@ -43,7 +45,7 @@ export async function loadModel(a: ModelArgs): Promise<StableDiffusion> {
   const download = a.quiet || !process.stderr.isTTY ? undefined : cliProgressReporter();
   return loadStableDiffusion(a.model, {
     dtype: a.dtype, device: a.device, variant: a.variant, revision: a.revision, offline: a.offline,
-    config: a.config, tokenizer: a.tokenizer, textEncoderHeads: a.textEncoderHeads,
+    config: a.config, tokenizer: a.tokenizer, textEncoderHeads: a.textEncoderHeads, unknownGlobals: a.allowCkptObjects ? 'placeholder' : 'refuse',
     onDownload: download?.onProgress, onLog: (l) => log(`loaded ${l}`), onWarning: (w) => log(`warning: ${w}`),
   }).finally(() => download?.stop());
 }

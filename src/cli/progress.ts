@@ -24,11 +24,13 @@ export function stepProgress(label: string, total: number, quiet = false): StepP
   if (!process.stderr.isTTY) {
     // Not a terminal (a log file, CI): a line at each tenth of the way.
     let lastTenth = -1;
+    let lastStep = -1;
     return {
       update(step, extra = {}) {
         const tenth = Math.floor((step / total) * 10);
-        if (tenth > lastTenth || step === total) {
+        if (tenth > lastTenth || (step === total && lastStep !== total)) {
           lastTenth = tenth;
+          lastStep = step;
           const el = (Date.now() - start) / 1000;
           process.stderr.write(`${label}: ${step}/${total}${formatExtra(extra)} (${el.toFixed(1)} s, ETA ${eta((el / Math.max(step, 1)) * (total - step))})\n`);
         }

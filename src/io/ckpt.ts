@@ -219,7 +219,7 @@ function parse(file: string, fd: number, opts: Pick<CkptOptions, 'unknownGlobals
     if (placeholders) return new PyCallable(q, (args) => new PyObject(q, args));
     refuse(`refused: it needs ${q}, a class imagic does not rebuild (imagic reads only tensors and plain containers from ` +
       `.ckpt files and never runs code from them)${torchscript ? '; this is a TorchScript archive (torch.jit.save), not a state dict' : ''}. ` +
-      `Pass { unknownGlobals: 'placeholder' } to load the tensors with such objects left inert, or ${CONVERT}`);
+      `To load the tensors with such objects left inert (never run), pass --allow-ckpt-objects (API: { unknownGlobals: 'placeholder' }), or ${CONVERT}`);
   };
   const persistentLoad = (pid: unknown): StorageRef => {
     if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5) fail(`unknown persistent id ${describe(pid)}`);

@@ -62,6 +62,8 @@ export interface LoadStableDiffusionOptions {
    * diffusers folder it replaces the folder's tokenizer/.
    */
   tokenizer?: string;
+  /** Single-file .ckpt: 'placeholder' leaves objects other than tensors inert instead of refusing the file (see SingleFileOptions). */
+  unknownGlobals?: 'refuse' | 'placeholder';
 }
 
 const REPO_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
@@ -150,7 +152,7 @@ async function loadFromSingleFile(file: string, opts: LoadStableDiffusionOptions
   const dtype = opts.dtype ?? 'float32';
   const device = opts.device ?? 'cpu';
   const toks = opts.tokenizer !== undefined ? await loadTokenizers(opts.tokenizer, opts) : null;
-  const m = loadSingleFile(file, { config: opts.config, textEncoderHeads: opts.textEncoderHeads, dtype, device });
+  const m = loadSingleFile(file, { config: opts.config, textEncoderHeads: opts.textEncoderHeads, dtype, device, unknownGlobals: opts.unknownGlobals });
   try {
     m.arch.warnings.forEach((w) => opts.onWarning?.(w));
     const gb = m.summary.bytes / 1e9;

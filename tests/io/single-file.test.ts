@@ -184,13 +184,32 @@ test('single file sd1 as a .ckpt (torch.save of the same state dict): read by th
     'dt = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32}',
     'sd = {k: torch.frombuffer(bytearray(body[v["data_offsets"][0]:v["data_offsets"][1]]), dtype=dt[v["dtype"]]).reshape(v["shape"]) if v["data_offsets"][1] > v["data_offsets"][0] else torch.zeros(v["shape"], dtype=dt[v["dtype"]]) for k, v in header.items() if k != "__metadata__"}',
     'torch.save({"state_dict": sd, "global_step": 7}, sys.argv[2])',
+    // As the original SD v1 .ckpt files: PyTorch Lightning's ModelCheckpoint under 'callbacks' (a stand-in class of that name).
+    'import types',
+    'names = ["pytorch_lightning", "pytorch_lightning.callbacks", "pytorch_lightning.callbacks.model_checkpoint"]',
+    'for n in names: sys.modules.setdefault(n, types.ModuleType(n))',
+    'class ModelCheckpoint:',
+    '    def __init__(self): self.monitor = "val/loss"',
+    'ModelCheckpoint.__module__ = names[-1]',
+    'sys.modules[names[-1]].ModelCheckpoint = ModelCheckpoint',
+    'torch.save({"state_dict": sd, "global_step": 7, "callbacks": {"cb": ModelCheckpoint()}}, sys.argv[3])',
   ].join('\n');
-  const r = spawnSync(process.env.PYTHON || 'python3', ['-c', script, c.file, ckpt], { encoding: 'utf8' });
+  const lightning = path.join(tmp, 'tiny-sd1-lightning.ckpt');
+  const r = spawnSync(process.env.PYTHON || 'python3', ['-c', script, c.file, ckpt, lightning], { encoding: 'utf8' });
   if (r.status !== 0) return t.skip(`python3 with torch is not available: ${(r.stderr || '').split('\n').slice(-2).join(' ')}`);
   const fromCkpt = await loadStableDiffusion(ckpt, { config: c.yaml, textEncoderHeads: c.heads });
   const fromSafetensors = await loadStableDiffusion(c.file, { config: c.yaml, textEncoderHeads: c.heads });
   try {
     assertSameModel(fromCkpt, fromSafetensors, 'sd1 .ckpt');
+    // A Lightning object beside the weights: refused by default, naming it and the way out; loaded with it left inert.
+    await assert.rejects(loadStableDiffusion(lightning, { config: c.yaml, textEncoderHeads: c.heads }),
+      /needs pytorch_lightning\.callbacks\.model_checkpoint\.ModelCheckpoint.*--allow-ckpt-objects/);
+    const inert = await loadStableDiffusion(lightning, { config: c.yaml, textEncoderHeads: c.heads, unknownGlobals: 'placeholder' });
+    try {
+      assertSameModel(inert, fromSafetensors, 'sd1 .ckpt with Lightning objects');
+    } finally {
+      disposeStableDiffusion(inert);
+    }
   } finally {
     disposeStableDiffusion(fromCkpt);
     disposeStableDiffusion(fromSafetensors);

@@ -7,7 +7,7 @@ import { saveSafetensors } from '../safetensors.js';
 import { SingleFileError } from './detect.js';
 import { loadSingleFile, type SingleFileModels, type SingleFileOptions } from './load.js';
 
-export interface ConvertOptions extends Pick<SingleFileOptions, 'config' | 'textEncoderHeads' | 'dtype' | 'onProgress'> {
+export interface ConvertOptions extends Pick<SingleFileOptions, 'config' | 'textEncoderHeads' | 'dtype' | 'onProgress' | 'unknownGlobals'> {
   /**
    * A tokenizer folder (vocab.json, merges.txt, ...) copied into tokenizer/; or a model folder with
    * tokenizer/ (and, for SDXL, tokenizer_2/) whose tokenizers are copied. For SDXL without a
@@ -33,7 +33,7 @@ export function convertSingleFile(file: string, outDir: string, opts: ConvertOpt
   if (existsSync(outDir) && !opts.overwrite && readdirSync(outDir).length > 0) {
     throw new SingleFileError(outDir, 'the output folder exists and is not empty (overwrite it explicitly)');
   }
-  const m = loadSingleFile(file, { config: opts.config, textEncoderHeads: opts.textEncoderHeads, dtype: opts.dtype, onProgress: opts.onProgress });
+  const m = loadSingleFile(file, { config: opts.config, textEncoderHeads: opts.textEncoderHeads, dtype: opts.dtype, onProgress: opts.onProgress, unknownGlobals: opts.unknownGlobals });
   const tmp = `${outDir.replace(/[\\/]+$/, '')}.tmp-${process.pid}`;
   const warnings = [...m.arch.warnings];
   rmSync(tmp, { recursive: true, force: true });

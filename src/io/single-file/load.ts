@@ -101,6 +101,12 @@ export interface SingleFileOptions {
   device?: Device;
   /** Called after each stored tensor with bytes done, total and the key. */
   onProgress?: (done: number, total: number, key: string) => void;
+  /**
+   * .ckpt files: 'placeholder' loads the tensors of a pickle that also holds other objects (PyTorch
+   * Lightning's callbacks in old SD 1.x files), leaving them inert (nothing runs; globals of code-running
+   * modules stay refused). Default 'refuse'.
+   */
+  unknownGlobals?: 'refuse' | 'placeholder';
 }
 
 export interface SingleFileModels {
@@ -115,8 +121,8 @@ export interface SingleFileModels {
 }
 
 /** Reads the YAML (if any), the file's header, and works out the architecture and the key plan. */
-export function inspectSingleFile(file: string, opts: Pick<SingleFileOptions, 'config' | 'textEncoderHeads'> = {}): SingleFilePlan {
-  const src = openTensorSource(file);
+export function inspectSingleFile(file: string, opts: Pick<SingleFileOptions, 'config' | 'textEncoderHeads' | 'unknownGlobals'> = {}): SingleFilePlan {
+  const src = openTensorSource(file, { unknownGlobals: opts.unknownGlobals });
   try {
     return planFrom(src, opts);
   } finally {
@@ -138,7 +144,7 @@ function planFrom(src: TensorSource, opts: Pick<SingleFileOptions, 'config' | 't
  */
 export function loadSingleFile(file: string, opts: SingleFileOptions = {}): SingleFileModels {
   const start = performance.now();
-  const src = openTensorSource(file);
+  const src = openTensorSource(file, { unknownGlobals: opts.unknownGlobals });
   const built: Module[] = [];
   try {
     const plan = planFrom(src, opts);

@@ -3,7 +3,7 @@
 import { extname } from 'node:path';
 import { DTYPE_BYTES, type DType, type Tensor } from '../../engine/index.js';
 import { readSafetensorsHeader, SafetensorsReader } from '../safetensors.js';
-import { loadCkpt, readCkptHeader } from '../ckpt.js';
+import { loadCkpt, readCkptHeader, type CkptOptions } from '../ckpt.js';
 
 /** The tensors of one checkpoint file: names and shapes up front, data on demand. */
 export interface TensorSource {
@@ -29,12 +29,13 @@ export function isSingleFileCheckpoint(file: string): boolean {
 /**
  * Opens a checkpoint file: a .safetensors file, or a PyTorch pickle (.ckpt, .pt, .pth, .bin) through
  * src/io/ckpt.ts's restricted reader, which rebuilds only tensors and plain containers and refuses a
- * file that asks for anything else (naming it), running nothing.
+ * file that asks for anything else (naming it), running nothing; with `unknownGlobals: 'placeholder'`
+ * other objects (PyTorch Lightning's training state in old SD 1.x files) are left inert instead.
  */
-export function openTensorSource(file: string): TensorSource {
+export function openTensorSource(file: string, opts: Pick<CkptOptions, 'unknownGlobals'> = {}): TensorSource {
   const ext = extname(file).toLowerCase();
   if (ext === '.ckpt' || ext === '.pt' || ext === '.pth' || ext === '.bin') {
-    const header = readCkptHeader(file);
+    const header = readCkptHeader(file, opts);
     const tensors = new Map([...header.tensors].map(([k, t]) => [k, { dtype: t.dtype, shape: t.shape }]));
     return {
       file,
