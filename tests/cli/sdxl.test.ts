@@ -15,8 +15,8 @@ let model: string;
 let input: string;
 const fast = ['--steps-a', '3', '--steps-b', '3', '--steps', '2', '--threads', '1'];
 const p = (name: string) => path.join(dir, name);
-const single = fixturePath('single-file-xl/tiny-sdxl-ldm.safetensors');
-const yaml = fixturePath('single-file-xl/tiny-sdxl-ldm.yaml');
+const single = fixturePath('ldm-converted/tiny-sdxl-ldm.safetensors');
+const yaml = fixturePath('ldm-converted/tiny-sdxl-ldm.yaml');
 
 before(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'imagic-cli-sdxl-'));

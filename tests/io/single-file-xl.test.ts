@@ -1,4 +1,4 @@
-// SDXL single files (sgm layout): tests/fixtures/single-file-xl/tiny-sdxl-ldm.safetensors was written
+// SDXL single files (sgm layout): tests/fixtures/ldm-converted/tiny-sdxl-ldm.safetensors was written
 // from tests/fixtures/golden/tiny-sdxl by diffusers' own converter, and diffusers' single-file loader
 // reads it back to exactly that folder (see the fixture's README). Ours must too: same weights, same
 // outputs, same text-to-image; the full-size key list is recognized without a YAML.
@@ -15,7 +15,7 @@ import { defaultTimeIds, disposeStableDiffusion, encodePromptXL, loadStableDiffu
 import { fixturePath } from '../fixtures.js';
 import { editSafetensorsHeader } from '../helpers.js';
 
-const dir = fixturePath('single-file-xl');
+const dir = fixturePath('ldm-converted');
 const FILE = path.join(dir, 'tiny-sdxl-ldm.safetensors');
 const YAML = path.join(dir, 'tiny-sdxl-ldm.yaml');
 const FOLDER = fixturePath('golden/tiny-sdxl');
