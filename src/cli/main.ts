@@ -293,7 +293,7 @@ program
 program
   .command('convert')
   .summary('convert a single-file SD v1 / SD 2.x / SDXL checkpoint to a diffusers folder')
-  .description('Write a single-file checkpoint in the original LDM layout (.safetensors, as model sites distribute them) as a diffusers folder: model_index.json, unet/, vae/, text_encoder/ (and text_encoder_2/ for SDXL), scheduler/ (and tokenizer/, tokenizer_2/ with --tokenizer). Written to a temporary folder, then renamed into place.')
+  .description('Write a single-file checkpoint in the original LDM layout (SD 1.x, 2.x) or sgm layout (SDXL base), as model sites distribute them (.safetensors or .ckpt), as a diffusers folder: model_index.json, unet/, vae/, text_encoder/ (and text_encoder_2/ for SDXL), scheduler/ (and tokenizer/, tokenizer_2/ with --tokenizer). Written to a temporary folder, then renamed into place.')
   .argument('<file>', 'the single-file checkpoint (.safetensors, or .ckpt: read by a restricted reader that runs nothing)')
   .argument('<out-dir>', 'the diffusers folder to write')
   .option('--config <file.yaml>', 'its LDM inference YAML (v1-inference.yaml, v2-inference-v.yaml, sd_xl_base.yaml, ...): attention heads, v-prediction, text layer; needed where the weights leave them open')
