@@ -1,4 +1,4 @@
-// Single-file Stable Diffusion checkpoints (LDM layout, SD v1 and SD 2.x): detection, loading, conversion.
+// Single-file Stable Diffusion checkpoints (LDM layout for SD v1 and SD 2.x, sgm layout for SDXL base): detection, loading, conversion.
 export { detectLdmArchitecture, SingleFileError, type DetectOptions, type LdmArchitecture, type ShapeMap } from './detect.js';
 export { readLdmYaml, parseLdmYaml, LdmConfigError, type LdmYaml } from './yaml-config.js';
 export { inspectSingleFile, loadSingleFile, planSingleFile, type SingleFileItem, type SingleFileModels, type SingleFileOptions, type SingleFilePlan } from './load.js';

@@ -1,4 +1,4 @@
-// Key mapping from the original LDM layout of a single-file Stable Diffusion checkpoint to the
+// Key mapping from the original LDM layout (and SDXL's sgm layout) of a single-file Stable Diffusion checkpoint to the
 // diffusers/transformers names our modules use (as diffusers' convert_from_ckpt does, written anew).
 
 /** The models a single file holds (text_encoder_2: SDXL's OpenCLIP encoder with projection). */
