@@ -35,7 +35,7 @@ export function encodeImage(sd: StableDiffusion, image: RgbImage | Tensor, opts:
     const dist = sd.vae.encode(x);
     try {
       const z = mode === 'sample' ? dist.sample(opts.generator) : dist.mean;
-      return z.mul(sd.vae.config.scaling_factor);
+      return z.mul(sd.vae.config.scaling_factor).to({ dtype: sd.dtype }); // the VAE may run in float32 (force_upcast)
     } finally {
       dist.dispose();
     }

@@ -120,6 +120,7 @@ export async function loadStableDiffusion(source: string, opts: LoadStableDiffus
     log('unet', unet.summary);
     const vae = loadVae(root, common, log);
     loaded.push(vae);
+    upcastVae(vae, dtype, opts.onLog);
     const scheduler = DDIMScheduler.fromPretrained(path.join(root, 'scheduler'), (w) => opts.onWarning?.(w));
     const tokDir = path.join(root, 'tokenizer');
     const given = opts.tokenizer !== undefined ? await loadTokenizers(opts.tokenizer, opts) : null;
@@ -159,6 +160,7 @@ async function loadFromSingleFile(file: string, opts: LoadStableDiffusionOptions
     opts.onLog?.(`${m.arch.variant} single file: ${m.summary.tensors} tensors, ${gb.toFixed(2)} GB in ${m.summary.seconds.toFixed(2)} s`
       + ` (${m.skipped.length} keys skipped: schedule buffers, EMA, unused text layers)`);
     const scheduler = DDIMScheduler.fromConfig(m.arch.scheduler, (w) => opts.onWarning?.(w));
+    upcastVae(m.vae, dtype, opts.onLog);
     if (toks === null) opts.onWarning?.(`${file} is a single file without a tokenizer: prompts must be given as token ids (give a tokenizer folder or repo id to use text)`);
     let xl: StableDiffusionXL | undefined;
     if (m.textEncoder2) {
@@ -217,6 +219,17 @@ function loadVae(root: string, common: { dtype: DType; device: Device; variant?:
   const vae = loadComponent(root, 'vae', (c, init) => new AutoencoderKL(c as never, init), common);
   log('vae', vae.summary);
   return vae.module.eval();
+}
+
+/**
+ * A float16 model's VAE runs in float32 where its config says `force_upcast` (as diffusers does: SDXL's
+ * VAE overflows to NaN in float16). AutoencoderKL casts its inputs to its own dtype; encodeImage casts
+ * the latent back.
+ */
+function upcastVae(vae: AutoencoderKL, dtype: DType, onLog?: (line: string) => void): void {
+  if (dtype !== 'float16' || !vae.config.force_upcast) return;
+  vae.to({ dtype: 'float32' });
+  onLog?.('vae: float32 (its config says force_upcast: a VAE can overflow in float16)');
 }
 
 export function disposeStableDiffusion(sd: StableDiffusion): void {

@@ -233,3 +233,25 @@ test('the baselines on SDXL: SDEdit and DDIM inversion take the added conditioni
     disposeStableDiffusion(sd);
   }
 });
+
+test('float16 SDXL: the VAE runs in float32 (force_upcast), latents stay float16, and text-to-image matches float32 closely', async () => {
+  const logs: string[] = [];
+  const half = await loadStableDiffusion(TINY, { dtype: 'float16', onLog: (l) => logs.push(l) });
+  const full = await loadStableDiffusion(TINY);
+  try {
+    assert.equal(half.unet.conv_in.weight.dtype, 'float16');
+    assert.equal(half.vae.decoder.conv_in.weight.dtype, 'float32');
+    assert.ok(logs.some((l) => /vae: float32 .*force_upcast/.test(l)), logs.join('\n'));
+    const z = imagic.encodeImage(half, G('imagic.image'));
+    assert.equal(z.dtype, 'float16', 'the latent is in the model dtype');
+    const ids = [[998, 5, 17, 999, ...Array(73).fill(999)]];
+    const a = await text2img(half, { prompt: ids, height: 64, width: 64, steps: 2, seed: 4 });
+    const b = await text2img(full, { prompt: ids, height: 64, width: 64, steps: 2, seed: 4 });
+    const d = noGrad(() => a.images.float().sub(b.images).abs().max().item());
+    assert.ok(Number.isFinite(d) && d < 0.05, `float16 vs float32 image: max |diff| ${d}`);
+    for (const t of [z, a.images, a.latents, b.images, b.latents]) t.dispose();
+  } finally {
+    disposeStableDiffusion(half);
+    disposeStableDiffusion(full);
+  }
+});
