@@ -186,7 +186,8 @@ export class Jobs extends EventEmitter<{ event: [ServerEvent] }> {
       this.emit('event', { type: 'status', status: this.status() });
       return;
     }
-    if (this.running?.id !== id) throw new ConflictError(`session ${id} is ${r.status}: nothing to cancel`);
+    // A training that has just stopped keeps `running` until its record is saved: its status says it is over.
+    if (this.running?.id !== id || (r.status !== 'training' && r.status !== 'choosing')) throw new ConflictError(`session ${id} is ${r.status}: nothing to cancel`);
     if (this.queued) {
       this.running.cancel = true;
       if (!(await this.queued.cancel(r))) {
