@@ -14,7 +14,8 @@ import {
   arange, buildInfo, DTYPE_BYTES, Generator, getNumThreads, liveTensors, noGrad, randn, setNumThreads, tensor, tidy, type DType, type Tensor,
 } from '../src/engine/index.js';
 import { SCHEDULE_BUFFERS } from '../src/io/single-file/keys.js';
-import { ldmLayout, ldmTensors, writeSafetensorsStreamed, type ComponentTensor, type Sd1Component, type StreamedTensor } from '../src/io/single-file/to-ldm.js';
+import { ldmLayout, ldmTensors, type ComponentTensor, type Sd1Component } from '../src/io/single-file/to-ldm.js';
+import { writeSafetensorsStreamed, type StreamedTensor } from '../src/io/safetensors.js';
 import { disposeStableDiffusion, loadStableDiffusion, type LoadStableDiffusionOptions, type StableDiffusion } from '../src/pipelines/stable-diffusion.js';
 import { fixturePath, repoRoot } from '../tests/fixtures.js';
 import { readManifest, type Manifest } from './sd-case.js';

@@ -191,12 +191,51 @@ function readFully(fd: number, buf: Uint8Array, position: number, file: string, 
  */
 export function saveSafetensors(file: string, tensors: Map<string, Tensor> | Record<string, Tensor>, metadata?: Record<string, string>): void {
   const entries = [...(tensors instanceof Map ? tensors : new Map(Object.entries(tensors)))].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const header: Record<string, unknown> = {};
-  if (metadata) header.__metadata__ = metadata;
+  writeAtomically(file, entries.map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })), metadata, (i, write) => write(toBytes(entries[i]![1])));
+}
+
+/** One tensor to write: its name, dtype and shape up front, its data only when its turn comes. */
+export interface StreamedTensor {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  /** The tensor (CPU, this dtype and shape); the writer disposes it. */
+  data: () => Tensor;
+}
+
+/**
+ * Writes a safetensors file one tensor at a time, in the given order (so only one tensor is ever in
+ * memory: saveSafetensors needs them all at once), atomically (a temporary name, then rename).
+ * Returns the bytes of tensor data written.
+ */
+export function writeSafetensorsStreamed(file: string, tensors: StreamedTensor[], metadata?: Record<string, string>): number {
+  return writeAtomically(file, tensors, metadata, (i, write) => {
+    const t = tensors[i]!;
+    const x = t.data();
+    try {
+      if (x.dtype !== t.dtype || x.shape.join(',') !== t.shape.join(',')) {
+        throw new Error(`${file}: tensor '${t.name}' is ${x.dtype} [${x.shape}], announced as ${t.dtype} [${t.shape}]`);
+      }
+      write(toBytes(x));
+    } finally {
+      x.dispose();
+    }
+  });
+}
+
+/**
+ * The header of `specs` (in their order, data aligned to 8 bytes), then each tensor's bytes as
+ * `writeData(i, write)` hands them over, into a temporary file renamed into place; removed on error.
+ * Returns the bytes of tensor data.
+ */
+function writeAtomically(file: string, specs: { name: string; dtype: DType; shape: number[] }[], metadata: Record<string, string> | undefined,
+  writeData: (i: number, write: (bytes: Uint8Array) => void) => void): number {
+  const header: Record<string, unknown> = metadata ? { __metadata__: metadata } : {};
   let offset = 0;
-  for (const [name, t] of entries) {
-    const n = t.numel * BYTES[t.dtype];
-    header[name] = { dtype: TO_ST[t.dtype], shape: t.shape, data_offsets: [offset, offset + n] };
+  for (const t of specs) {
+    if (t.name in header) throw new Error(`${file}: tensor '${t.name}' is listed twice`);
+    const n = t.shape.reduce((a, b) => a * b, 1) * BYTES[t.dtype];
+    header[t.name] = { dtype: TO_ST[t.dtype], shape: t.shape, data_offsets: [offset, offset + n] };
     offset += n;
   }
   let json = JSON.stringify(header);
@@ -208,7 +247,10 @@ export function saveSafetensors(file: string, tensors: Map<string, Tensor> | Rec
     len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
     writeSync(fd, len);
     writeSync(fd, Buffer.from(json, 'utf8'));
-    for (const [, t] of entries) writeSync(fd, toBytes(t));
+    const write = (bytes: Uint8Array) => {
+      for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done);
+    };
+    for (let i = 0; i < specs.length; i++) writeData(i, write);
     closeSync(fd);
     renameSync(tmp, file);
   } catch (e) {
@@ -220,4 +262,5 @@ export function saveSafetensors(file: string, tensors: Map<string, Tensor> | Rec
     rmSync(tmp, { force: true });
     throw e;
   }
+  return offset;
 }

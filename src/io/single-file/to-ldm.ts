@@ -1,8 +1,8 @@
 // The reverse of keys.ts for SD v1: a diffusers UNet / AutoencoderKL or transformers CLIPTextModel key
 // -> the key and stored shape of the original LDM single-file layout (CompVis/stable-diffusion's
-// ldm/models/diffusion/ddpm.py names), and a streaming safetensors writer, to make such files for tests and benchmarks.
-import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { DTYPE_BYTES, toBytes, type DType, type Tensor } from '../../engine/index.js';
+// ldm/models/diffusion/ddpm.py names), and the tensors to write such a file (safetensors.ts writeSafetensorsStreamed), for tests and benchmarks.
+import type { DType, Tensor } from '../../engine/index.js';
+import type { StreamedTensor } from '../safetensors.js';
 import { CLIP_PREFIX, UNET_PREFIX, VAE_PREFIX } from './keys.js';
 
 /** The three models of an SD v1 single file. */
@@ -131,68 +131,6 @@ export function ldmStateDict(component: Sd1Component, key: string, shape: number
     return { key: VAE_PREFIX + t.key, shape: t.unsqueeze && shape.length === 2 ? [...shape, 1, 1] : shape };
   }
   return { key: CLIP_PREFIX + ldmClipKey(key), shape };
-}
-
-/** One tensor to write: its name, dtype and shape up front, its data only when its turn comes. */
-export interface StreamedTensor {
-  name: string;
-  dtype: DType;
-  shape: number[];
-  /** The tensor (CPU, this dtype and shape); the writer disposes it. */
-  data: () => Tensor;
-}
-
-const TO_ST: Partial<Record<DType, string>> = {
-  float32: 'F32', float16: 'F16', bfloat16: 'BF16', float64: 'F64', int64: 'I64', int32: 'I32', int16: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',
-};
-
-/**
- * Writes a safetensors file one tensor at a time, in the given order (so only one tensor is ever in
- * memory: saveSafetensors needs them all at once), atomically (a temporary name, then rename).
- * Returns the bytes of tensor data written.
- */
-export function writeSafetensorsStreamed(file: string, tensors: StreamedTensor[], metadata?: Record<string, string>): number {
-  const header: Record<string, unknown> = metadata ? { __metadata__: metadata } : {};
-  let offset = 0;
-  for (const t of tensors) {
-    if (t.name in header) throw new Error(`${file}: tensor '${t.name}' is listed twice`);
-    const n = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
-    header[t.name] = { dtype: TO_ST[t.dtype], shape: t.shape, data_offsets: [offset, offset + n] };
-    offset += n;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8); // data aligned to 8 bytes
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    const len = Buffer.alloc(8);
-    len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-    writeSync(fd, len);
-    writeSync(fd, Buffer.from(json, 'utf8'));
-    for (const t of tensors) {
-      const x = t.data();
-      try {
-        if (x.dtype !== t.dtype || x.shape.join(',') !== t.shape.join(',')) {
-          throw new Error(`${file}: tensor '${t.name}' is ${x.dtype} [${x.shape}], announced as ${t.dtype} [${t.shape}]`);
-        }
-        const bytes = toBytes(x);
-        for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done);
-      } finally {
-        x.dispose();
-      }
-    }
-    closeSync(fd);
-    renameSync(tmp, file);
-  } catch (e) {
-    try {
-      closeSync(fd);
-    } catch {
-      // already closed
-    }
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  return offset;
 }
 
 /** A diffusers-side tensor of one component, named as the folder stores it. */
