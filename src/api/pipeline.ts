@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { dispose, keep, noGrad, setNumThreads, type DType, type Tensor } from '../engine/index.js';
 import type { HubProgress } from '../io/hub.js';
 import { disposeStableDiffusion, loadStableDiffusion, type StableDiffusion } from '../pipelines/index.js';
-import type { ModelLoadRecord } from '../pipelines/imagic/index.js';
+import { modelLoadRecord, type ModelLoadRecord } from '../pipelines/imagic/index.js';
 
 /** The model shipped in the package: Shapes-64, a small Stable Diffusion trained by the project (models/shapes-64). */
 export const EMBEDDED_MODEL: string = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'models', 'shapes-64');
@@ -110,10 +110,7 @@ export async function loadPipeline(model: string = EMBEDDED_MODEL, o: LoadOption
     config: o.config, tokenizer: o.tokenizer, textEncoderHeads: o.textEncoderHeads,
     onLog: (l) => o.onLog?.(`loaded ${l}`), onWarning: (w) => o.onLog?.(`warning: ${w}`),
   });
-  const abs = (p: string | undefined) => (p !== undefined && existsSync(p) ? path.resolve(p) : p);
-  const load: ModelLoadRecord = Object.fromEntries(Object.entries({ config: abs(o.config), tokenizer: abs(o.tokenizer), textEncoderHeads: o.textEncoderHeads })
-    .filter(([, v]) => v !== undefined));
-  return new Pipeline(sd, model, device, Object.keys(load).length ? load : undefined);
+  return new Pipeline(sd, model, device, modelLoadRecord(o));
 }
 
 /** An Error named 'AbortError', as fetch() and timers reject with; `cause` is the signal's reason. */

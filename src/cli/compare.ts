@@ -6,11 +6,11 @@ import { dispose, type Tensor } from '../engine/index.js';
 import { tensorToImage, writePng, type RgbImage } from '../io/image.js';
 import { sideBySide } from '../io/sheet.js';
 import { ddimInversionEdit, disposeStableDiffusion, img2img, type StableDiffusion } from '../pipelines/index.js';
-import { embeddingTensors, INVERTED_SEED, defaultPreset, renderEdit, resolveSettings, type CandidateScorer, type Embeddings } from '../pipelines/imagic/index.js';
+import { embeddingTensors, modelLoadRecord, INVERTED_SEED, defaultPreset, renderEdit, resolveSettings, type CandidateScorer, type Embeddings } from '../pipelines/imagic/index.js';
 import { checkPlan, finishReport, gridKey, metricsReport, planRender, renderAuto, saveSessionInput, scoreImage, type RenderPlan } from './auto.js';
 import { checkTargetText, defaultSessionDir, loadInput, scorerFor, trainWithProgress, type EditArgs } from './edit.js';
 import { formatEta, seedText, type MetricsReport } from './metrics.js';
-import { loadModel, logger, modelLoadRecord } from './model.js';
+import { loadModel, logger } from './model.js';
 import { interruptFlag, withSuffix } from './options.js';
 import { stepProgress } from './progress.js';
 

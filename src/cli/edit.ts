@@ -5,14 +5,14 @@ import { dispose, type Tensor } from '../engine/index.js';
 import { tensorToImage, writePng, type RgbImage } from '../io/image.js';
 import { contactSheet } from '../io/sheet.js';
 import { disposeStableDiffusion, type StableDiffusion } from '../pipelines/index.js';
-import { embeddingTensors, AUTO_ETAS, DEFAULT_PRESERVATION, EditSession, defaultPreset, INVERTED_SEED, etaWarning, openForRender, renderGrid, resolveSettings, runEdit, type Candidate, type CandidateScorer, type PreservationMetric, type EditInputs, type EditResult, type Embeddings, type ImagicSettings, type PresetName, type TrainMode } from '../pipelines/imagic/index.js';
+import { embeddingTensors, modelLoadRecord, AUTO_ETAS, DEFAULT_PRESERVATION, EditSession, defaultPreset, INVERTED_SEED, etaWarning, openForRender, renderGrid, resolveSettings, runEdit, type Candidate, type CandidateScorer, type PreservationMetric, type EditInputs, type EditResult, type Embeddings, type ImagicSettings, type PresetName, type TrainMode } from '../pipelines/imagic/index.js';
 import type { LoRATargets } from '../nn/index.js';
 import { interruptFlag } from './options.js';
 import { loadInputImage } from '../api/input.js';
 import { checkPlan, finishReport, gridKey, metricsReport, planRender, renderAuto, saveSessionInput, loadSessionInput, scoreImage, type EtaSpec, type RenderPlan, type ReportContext } from './auto.js';
 import { formatEta, loadCandidateScorer, seedText, type ClipSource, type MetricsReport } from './metrics.js';
 import { stepProgress, type StepProgress } from './progress.js';
-import { loadModel, logger, modelLoadRecord, type ModelArgs } from './model.js';
+import { loadModel, logger, type ModelArgs } from './model.js';
 import { captionWarnings, isShapesModel } from '../shapes/domain.js';
 
 export interface RenderArgs {

@@ -1,10 +1,7 @@
 // Loading the model for a command: dtype, device, Hub options, download progress and load logs.
 import { setNumThreads, type DType } from '../engine/index.js';
 import { cliProgressReporter } from '../io/hub.js';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { loadStableDiffusion, type StableDiffusion } from '../pipelines/index.js';
-import type { ModelLoadRecord } from '../pipelines/imagic/index.js';
 
 export interface ModelArgs {
   model: string;
@@ -23,16 +20,6 @@ export interface ModelArgs {
   textEncoderHeads?: number;
   /** .ckpt files: load the tensors of a pickle that also holds other objects, leaving those inert. */
   allowCkptObjects?: boolean;
-}
-
-/** What a session records of how its single-file base was loaded (absolute paths, so it reloads from anywhere). */
-export function modelLoadRecord(a: ModelArgs): ModelLoadRecord | undefined {
-  const abs = (p: string | undefined) => (p !== undefined && existsSync(p) ? path.resolve(p) : p);
-  const r: ModelLoadRecord = {};
-  if (a.config !== undefined) r.config = abs(a.config);
-  if (a.tokenizer !== undefined) r.tokenizer = abs(a.tokenizer);
-  if (a.textEncoderHeads !== undefined) r.textEncoderHeads = a.textEncoderHeads;
-  return Object.keys(r).length ? r : undefined;
 }
 
 export const logger = (quiet?: boolean) => (m: string) => {

@@ -1,9 +1,9 @@
 // `imagic serve`: starts the local web editor (src/server/) and prints where to open it; Ctrl-C stops it,
 // saving a running training so that the next start resumes it.
-import { modelLoadRecord } from './model.js';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { modelLoadRecord } from '../pipelines/imagic/index.js';
 import { fileURLToPath } from 'node:url';
 import { startServer } from '../server/index.js';
 
@@ -40,7 +40,7 @@ export async function serveCommand(a: ServeArgs): Promise<void> {
     if (!a.quiet) process.stderr.write(`${m}\n`);
   };
   const s = await startServer({
-    host: a.host, port: a.port, dataDir, defaultModel: a.model, defaultModelLoad: modelLoadRecord({ ...a, dtype: 'float32' }), device: a.device, threads: a.threads, offline: a.offline,
+    host: a.host, port: a.port, dataDir, defaultModel: a.model, defaultModelLoad: modelLoadRecord(a), device: a.device, threads: a.threads, offline: a.offline,
     token: a.token ?? process.env.IMAGIC_TOKEN, maxUploadBytes: Math.round(a.maxUploadMb * 2 ** 20), webDir: path.join(root, 'dist', 'web'), version, log, queue: a.queue,
   });
   process.stdout.write(`imagic ${version} serving on ${s.url}\n`);

@@ -6,8 +6,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { PresetName, TrainMode } from '../../pipelines/imagic/index.js';
-import { logger, modelLoadRecord } from '../model.js';
+import { modelLoadRecord, type PresetName, type TrainMode } from '../../pipelines/imagic/index.js';
+import { logger } from '../model.js';
 import { stepProgress } from '../progress.js';
 import { readBatchCsv, type BatchRow } from './csv.js';
 import { JOB_VERSION, type BatchSettings, type RowJob } from '../../queue/job.js';
@@ -95,7 +95,7 @@ export async function batch(csv: string, a: BatchArgs): Promise<BatchSummary> {
   if (!Number.isInteger(a.jobs) || a.jobs < 1) throw new RangeError(`--jobs must be an integer >= 1, got ${a.jobs}`);
   const settings: BatchSettings = {
     model: a.model, preset: a.preset, stepsA: a.stepsA, stepsB: a.stepsB, train: a.train, steps: a.steps, guidance: a.guidance, checkpointEvery: a.checkpointEvery,
-    baselines: a.baselines ?? false, strength: a.strength, ...modelLoadRecord({ ...a, dtype: 'float32' }),
+    baselines: a.baselines ?? false, strength: a.strength, ...modelLoadRecord(a),
     ...(a.clipModel !== undefined ? { clipModel: existsSync(a.clipModel) ? path.resolve(a.clipModel) : a.clipModel } : {}),
   };
   const outDir = path.resolve(a.output);

@@ -38,6 +38,16 @@ export interface ModelLoadRecord {
   textEncoderHeads?: number;
 }
 
+/** The load options worth recording (existing paths made absolute, so the record works from any folder); undefined when none is set. */
+export function modelLoadRecord(o: ModelLoadRecord): ModelLoadRecord | undefined {
+  const abs = (p: string | undefined) => (p !== undefined && existsSync(p) ? path.resolve(p) : p);
+  const r: ModelLoadRecord = {};
+  if (o.config !== undefined) r.config = abs(o.config);
+  if (o.tokenizer !== undefined) r.tokenizer = abs(o.tokenizer);
+  if (o.textEncoderHeads !== undefined) r.textEncoderHeads = o.textEncoderHeads;
+  return Object.keys(r).length ? r : undefined;
+}
+
 /** A session folder that cannot be used as asked (missing, another model, other settings). */
 export class SessionError extends Error {
   constructor(readonly dir: string, message: string) {
