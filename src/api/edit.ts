@@ -105,7 +105,7 @@ async function renderFrom(sd: StableDiffusion, emb: Embeddings, dir: string, inp
     let inverted: Tensor | null = null;
     if (c.seeds.includes('inverted')) {
       const e = EditSession.open(dir).loadEmbeddings();
-      dispose([e.eTgt, e.eOpt, e.eUncond, e.rngAfterA]);
+      dispose([...embeddingTensors(e), e.rngAfterA]);
       try {
         inverted = invertedNoise(sd, e.latent, emb.eOpt, c.steps, emb.xl);
       } finally {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { dispose, type Tensor } from '../engine/index.js';
 import { tensorToImage, writeFileAtomic, writePng, type RgbImage } from '../io/image.js';
 import {
-  AUTO_ETAS, AUTO_SEEDS, DEFAULT_AUTO_RULE, EditSession, INVERTED_SEED, autoChoose, invertedNoise, type Candidate, type CandidateScorer, type Embeddings,
+  embeddingTensors, AUTO_ETAS, AUTO_SEEDS, DEFAULT_AUTO_RULE, EditSession, INVERTED_SEED, autoChoose, invertedNoise, type Candidate, type CandidateScorer, type Embeddings,
 } from '../pipelines/imagic/index.js';
 import type { StableDiffusion } from '../pipelines/index.js';
 import {
@@ -101,7 +101,7 @@ export async function renderAuto(sd: StableDiffusion, emb: Embeddings, p: Render
   let inverted: Tensor | null = null;
   if (p.seeds.includes(INVERTED_SEED)) {
     const e = EditSession.open(c.session).loadEmbeddings();
-    dispose([e.eTgt, e.eOpt, e.eUncond, e.rngAfterA]);
+    dispose([...embeddingTensors(e), e.rngAfterA]);
     try {
       inverted = invertedNoise(sd, e.latent, emb.eOpt, c.steps, emb.xl);
     } finally {

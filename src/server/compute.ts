@@ -153,7 +153,7 @@ export class Compute {
   private async choose(sd: StableDiffusion, job: TrainJob, emb: Embeddings, input: Tensor, s: { scorer: CandidateScorer; name: string }, stopped: () => boolean): Promise<TrainResult['auto']> {
     const { steps, guidanceScale, autoEtas } = job.settings;
     const e = EditSession.open(job.dir).loadEmbeddings();
-    dispose([e.eTgt, e.eOpt, e.eUncond, e.rngAfterA, ...(e.xl ? [e.xl.tgt, e.xl.opt, e.xl.uncond, e.xl.timeIds] : [])]);
+    dispose([...embeddingTensors(e), e.rngAfterA]);
     const total = AUTO_SEEDS.length * steps;
     this.send({ kind: 'stage', jobId: job.jobId, stage: 'choose', total, startAt: 0 });
     let inverted: Tensor | null = null;
