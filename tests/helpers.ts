@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { Tensor, tensor, noGrad, tidy } from '../src/engine/index.js';
+import type { Module } from '../src/nn/index.js';
 
 /** Asserts |actual - expected| <= atol + rtol * |expected| elementwise, naming the first bad index. */
 export function assertClose(actual: Tensor | ArrayLike<number>, expected: ArrayLike<number> | Tensor, atol = 1e-5, rtol = 1e-5, what = 'value'): void {
@@ -115,4 +116,23 @@ export function editSafetensorsHeader(src: string, dst: string, edit: (h: Record
   writeSync(fd, Buffer.from(json));
   writeSync(fd, buf.subarray(8 + n));
   closeSync(fd);
+}
+
+/** max |a - b| over every element (the temporaries freed). */
+export function maxAbsDiff(a: Tensor, b: Tensor): number {
+  return noGrad(() => tidy(() => a.sub(b).abs().max().item()));
+}
+
+/** Every parameter and buffer of `a` equals `b`'s exactly: same keys, shapes, dtypes, max |diff| 0. Returns how many were compared. */
+export function assertSameWeights(a: Module, b: Module, what: string): number {
+  const sa = a.stateDict();
+  const sb = b.stateDict();
+  assert.deepEqual(Object.keys(sa).sort(), Object.keys(sb).sort(), `${what}: key sets differ`);
+  for (const [k, t] of Object.entries(sa)) {
+    assert.deepEqual(t.shape, sb[k]!.shape, `${what}.${k}: shape`);
+    assert.equal(t.dtype, sb[k]!.dtype, `${what}.${k}: dtype`);
+    const d = maxAbsDiff(t, sb[k]!);
+    assert.equal(d, 0, `${what}.${k}: max |diff| ${d}`);
+  }
+  return Object.keys(sa).length;
 }

@@ -14,7 +14,7 @@ import { CLIPScorer } from '../../src/metrics/index.js';
 import { CLIPModel, parseCLIPConfig } from '../../src/models/clip/index.js';
 import { AUTO_SEEDS, chooseCandidate, DEFAULT_AUTO_RULE, INVERTED_SEED, resolveSettings } from '../../src/pipelines/imagic/index.js';
 import { exportShapesClip, shapesClipTokenizer, shapesClipConfig } from '../../src/shapes/train/clip.js';
-import { makeTinyModel, runCli } from './tiny-model.js';
+import { makeTinyModel, runCli, writeRedBlueImage } from './tiny-model.js';
 
 let dir: string;
 let model: string;
@@ -47,9 +47,7 @@ before(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'imagic-auto-'));
   model = makeTinyModel(dir);
   input = p('input.png');
-  const px = Buffer.alloc(64 * 64 * 3);
-  for (let y = 0; y < 64; y++) for (let x = 0; x < 64; x++) px.set(x < 32 ? [220, 30, 30] : [30, 30, 220], (y * 64 + x) * 3);
-  await sharp(px, { raw: { width: 64, height: 64, channels: 3 } }).png().toFile(input);
+  await writeRedBlueImage(input);
   // A random domain-sized CLIP (0.5 M parameters), from the first generator seed whose CLIP score of
   // the input to the target is positive, so that the rule has numbers to work on.
   setNumThreads(1);

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { fixturePath } from '../fixtures.js';
-import { makeTinyModel, makeTinyXLModel, runCli, writeTinyTokenizer } from './tiny-model.js';
+import { makeTinyModel, makeTinyXLModel, runCli, writeTinyTokenizer, writeRedBlueImage } from './tiny-model.js';
 
 let dir: string;
 let model: string;
@@ -23,9 +23,7 @@ before(async () => {
   model = makeTinyXLModel(dir);
   writeTinyTokenizer(p('tok'));
   input = p('input.png');
-  const px = Buffer.alloc(64 * 64 * 3);
-  for (let i = 0; i < 64 * 64; i++) px.set(i % 64 < 32 ? [220, 30, 30] : [30, 30, 220], i * 3);
-  await sharp(px, { raw: { width: 64, height: 64, channels: 3 } }).png().toFile(input);
+  await writeRedBlueImage(input);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -5,9 +5,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import sharp from 'sharp';
 import { fixturePath, repoRoot } from '../fixtures.js';
-import { runCli, writeTinyTokenizer } from './tiny-model.js';
+import { runCli, writeTinyTokenizer, writeRedBlueImage } from './tiny-model.js';
 
 let dir: string;
 let input: string;
@@ -19,9 +18,7 @@ before(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'imagic-cli-single-'));
   writeTinyTokenizer(p('tok'));
   input = p('input.png');
-  const px = Buffer.alloc(64 * 64 * 3);
-  for (let i = 0; i < 64 * 64; i++) px.set(i % 64 < 32 ? [220, 30, 30] : [30, 30, 220], i * 3);
-  await sharp(px, { raw: { width: 64, height: 64, channels: 3 } }).png().toFile(input);
+  await writeRedBlueImage(input);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -3,6 +3,7 @@
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
+import sharp from 'sharp';
 import { fixturePath, repoRoot } from '../fixtures.js';
 
 export const cli = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
@@ -38,6 +39,13 @@ export function makeTinyModel(dir: string): string {
   cpSync(fixturePath('golden/tiny-sd'), model, { recursive: true });
   writeTinyTokenizer(path.join(model, 'tokenizer'));
   return model;
+}
+
+/** A PNG input for the tiny models: red on the left half, blue on the right (64x64 unless told). */
+export async function writeRedBlueImage(file: string, width = 64, height = 64): Promise<void> {
+  const px = Buffer.alloc(width * height * 3);
+  for (let i = 0; i < width * height; i++) px.set(i % width < width / 2 ? [220, 30, 30] : [30, 30, 220], i * 3);
+  await sharp(px, { raw: { width, height, channels: 3 } }).png().toFile(file);
 }
 
 export function runCli(args: string[], env: Record<string, string> = {}) {

@@ -6,13 +6,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { full, liveTensors, noGrad, tidy } from '../../src/engine/index.js';
+import { full, liveTensors } from '../../src/engine/index.js';
 import { readSafetensorsHeader, SafetensorsReader, writeSafetensorsStreamed } from '../../src/io/safetensors.js';
 import { loadSingleFile } from '../../src/io/single-file/index.js';
 import { CLIP_PREFIX, clipKey, skipReason, transformedShape, UNET_PREFIX, unetKey, VAE_PREFIX, vaeKey } from '../../src/io/single-file/keys.js';
 import { ldmLayout, ldmStateDict, ldmTensors, type ComponentTensor, type Sd1Component as LdmComponent } from '../../src/io/single-file/to-ldm.js';
 import { disposeStableDiffusion, loadStableDiffusion } from '../../src/pipelines/stable-diffusion.js';
-import type { Module } from '../../src/nn/index.js';
+import { assertSameWeights } from '../helpers.js';
 import { readManifest } from '../../bench/sd-case.js';
 import { fixturePath } from '../fixtures.js';
 
@@ -102,20 +102,6 @@ test('tiny SD v1: the folder maps to exactly the LDM keys and shapes diffusers w
   for (const [k, s] of theirs) assert.deepEqual(mine.get(k), s, `${k}: shape`);
   assert.deepEqual(mine.get('first_stage_model.encoder.mid.attn_1.k.weight'), [64, 64, 1, 1]);
 });
-
-/** Every parameter and buffer of `a` equals `b`'s exactly. Returns how many were compared. */
-function assertSameWeights(a: Module, b: Module, what: string): number {
-  const sa = a.stateDict();
-  const sb = b.stateDict();
-  assert.deepEqual(Object.keys(sa).sort(), Object.keys(sb).sort(), `${what}: key sets differ`);
-  for (const [k, t] of Object.entries(sa)) {
-    assert.deepEqual(t.shape, sb[k]!.shape, `${what}.${k}: shape`);
-    assert.equal(t.dtype, sb[k]!.dtype, `${what}.${k}: dtype`);
-    const d = noGrad(() => tidy(() => t.sub(sb[k]!).abs().max().item()));
-    assert.equal(d, 0, `${what}.${k}: max |diff| ${d}`);
-  }
-  return Object.keys(sa).length;
-}
 
 test('tiny SD v1: the folder written as an LDM single file (streamed) loads to exactly the folder\'s weights; schedule buffers are skipped', async () => {
   const start = liveTensors();

@@ -7,13 +7,12 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { manualSeed, noGrad, randn, type Tensor } from '../../src/engine/index.js';
-import type { Module } from '../../src/nn/index.js';
+import { manualSeed, noGrad, randn } from '../../src/engine/index.js';
 import { readSafetensorsHeader } from '../../src/io/safetensors.js';
 import { convertSingleFile, detectLdmArchitecture, inspectSingleFile, loadSingleFile, planSingleFile, SingleFileError } from '../../src/io/single-file/index.js';
 import { defaultTimeIds, disposeStableDiffusion, encodePromptXL, loadStableDiffusion, text2img, type StableDiffusion } from '../../src/pipelines/index.js';
 import { fixturePath } from '../fixtures.js';
-import { editSafetensorsHeader } from '../helpers.js';
+import { assertSameWeights, editSafetensorsHeader, maxAbsDiff } from '../helpers.js';
 
 const dir = fixturePath('ldm-converted');
 const FILE = path.join(dir, 'tiny-sdxl-ldm.safetensors');
@@ -22,25 +21,6 @@ const FOLDER = fixturePath('golden/tiny-sdxl');
 const OPTS = { config: YAML, textEncoderHeads: 4 };
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'imagic-single-file-xl-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
-
-function maxDiff(a: Tensor, b: Tensor): number {
-  return noGrad(() => {
-    const x = a.sub(b).abs().max();
-    const v = x.item();
-    x.dispose();
-    return v;
-  });
-}
-
-function assertSameWeights(a: Module, b: Module, what: string): void {
-  const sa = a.stateDict();
-  const sb = b.stateDict();
-  assert.deepEqual(Object.keys(sa).sort(), Object.keys(sb).sort(), `${what}: key sets differ`);
-  for (const [k, t] of Object.entries(sa)) {
-    assert.deepEqual(t.shape, sb[k]!.shape, `${what}.${k}: shape`);
-    assert.equal(maxDiff(t, sb[k]!), 0, `${what}.${k}`);
-  }
-}
 
 const IDS = [[998, 5, 17, 250, 999, ...Array(72).fill(999)]];
 const IDS2 = [[998, 5, 17, 250, 999, ...Array(72).fill(0)]];
@@ -61,14 +41,14 @@ function assertSameModel(a: StableDiffusion, b: StableDiffusion, what: string): 
   const ea = encodePromptXL(a, IDS, IDS2);
   const eb = encodePromptXL(b, IDS, IDS2);
   assert.deepEqual(ea.promptEmbeds.shape, [1, 77, 80]);
-  assert.equal(maxDiff(ea.promptEmbeds, eb.promptEmbeds), 0, `${what}: prompt embeddings`);
-  assert.equal(maxDiff(ea.pooled, eb.pooled), 0, `${what}: pooled embedding (text_projection transposed)`);
+  assert.equal(maxAbsDiff(ea.promptEmbeds, eb.promptEmbeds), 0, `${what}: prompt embeddings`);
+  assert.equal(maxAbsDiff(ea.pooled, eb.pooled), 0, `${what}: pooled embedding (text_projection transposed)`);
   manualSeed(0);
   const x = randn([1, 4, 8, 8]);
   const timeIds = defaultTimeIds(64, 64);
   const ua = noGrad(() => a.unet.forward(x, 500, ea.promptEmbeds, { textEmbeds: ea.pooled, timeIds }));
   const ub = noGrad(() => b.unet.forward(x, 500, eb.promptEmbeds, { textEmbeds: eb.pooled, timeIds }));
-  assert.equal(maxDiff(ua, ub), 0, `${what}: UNet output with the added conditioning`);
+  assert.equal(maxAbsDiff(ua, ub), 0, `${what}: UNet output with the added conditioning`);
   for (const t of [ea.promptEmbeds, ea.pooled, eb.promptEmbeds, eb.pooled, x, timeIds, ua, ub]) t.dispose();
 }
 
@@ -84,7 +64,7 @@ test('SDXL single file: loads with its sgm YAML to exactly its folder\'s weights
     assertSameModel(single, folder, 'sdxl');
     // The whole text-to-image pipeline (zeros unconditional, time_ids for the size) gives the same image.
     const [ia, ib] = [await text2img(single, { prompt: IDS, height: 64, width: 64, steps: 2, seed: 3 }), await text2img(folder, { prompt: IDS, height: 64, width: 64, steps: 2, seed: 3 })];
-    assert.equal(maxDiff(ia.images, ib.images), 0, 'text2img');
+    assert.equal(maxAbsDiff(ia.images, ib.images), 0, 'text2img');
     ia.images.dispose();
     ib.images.dispose();
   } finally {

@@ -7,13 +7,12 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, truncateSy
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { noGrad, randn, manualSeed, type Tensor } from '../../src/engine/index.js';
-import type { Module } from '../../src/nn/index.js';
+import { noGrad, randn, manualSeed } from '../../src/engine/index.js';
 import { readSafetensorsHeader } from '../../src/io/safetensors.js';
 import { convertSingleFile, inspectSingleFile, loadSingleFile, SingleFileError, LdmConfigError } from '../../src/io/single-file/index.js';
 import { disposeStableDiffusion, loadStableDiffusion, type StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
 import { fixturePath } from '../fixtures.js';
-import { editSafetensorsHeader } from '../helpers.js';
+import { assertSameWeights, editSafetensorsHeader, maxAbsDiff } from '../helpers.js';
 
 const dir = fixturePath('golden/single-file');
 const CASES = [
@@ -23,45 +22,18 @@ const CASES = [
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'imagic-single-file-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** Every tensor of `a` equals `b`'s exactly (same keys, shapes, max |diff| 0). */
-function assertSameWeights(a: Module, b: Module, what: string): void {
-  const sa = a.stateDict();
-  const sb = b.stateDict();
-  assert.deepEqual(Object.keys(sa).sort(), Object.keys(sb).sort(), `${what}: key sets differ`);
-  for (const [k, t] of Object.entries(sa)) {
-    const u = sb[k]!;
-    assert.deepEqual(t.shape, u.shape, `${what}.${k}: shape`);
-    const d = noGrad(() => {
-      const x = t.sub(u).abs().max();
-      const v = x.item();
-      x.dispose();
-      return v;
-    });
-    assert.equal(d, 0, `${what}.${k}: max |diff| ${d}`);
-  }
-}
-
-function maxDiff(a: Tensor, b: Tensor): number {
-  return noGrad(() => {
-    const x = a.sub(b).abs().max();
-    const v = x.item();
-    x.dispose();
-    return v;
-  });
-}
-
 /** Same UNet and text-encoder outputs (token ids, since the tiny models have no tokenizer). */
 function assertSameOutputs(a: StableDiffusion, b: StableDiffusion, what: string): void {
   const ids = [[998, 5, 17, 250, 999, ...Array(72).fill(999)]];
   const ea = a.textEncoder.forward(ids);
   const eb = b.textEncoder.forward(ids);
-  assert.equal(maxDiff(ea.lastHiddenState, eb.lastHiddenState), 0, `${what}: text encoder last hidden state`);
-  assert.equal(maxDiff(ea.poolerOutput, eb.poolerOutput), 0, `${what}: text encoder pooled output`);
+  assert.equal(maxAbsDiff(ea.lastHiddenState, eb.lastHiddenState), 0, `${what}: text encoder last hidden state`);
+  assert.equal(maxAbsDiff(ea.poolerOutput, eb.poolerOutput), 0, `${what}: text encoder pooled output`);
   manualSeed(0);
   const x = randn([1, 4, 8, 8]);
   const ua = noGrad(() => a.unet.forward(x, 500, ea.lastHiddenState));
   const ub = noGrad(() => b.unet.forward(x, 500, eb.lastHiddenState));
-  assert.equal(maxDiff(ua, ub), 0, `${what}: UNet output`);
+  assert.equal(maxAbsDiff(ua, ub), 0, `${what}: UNet output`);
   for (const t of [ea.lastHiddenState, ea.poolerOutput, eb.lastHiddenState, eb.poolerOutput, x, ua, ub]) t.dispose();
 }
 

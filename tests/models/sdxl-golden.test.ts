@@ -13,7 +13,7 @@ import { CLIPTextModel, CLIPTextModelWithProjection, loadCLIPTextModel, loadCLIP
 import { UNet2DConditionModel } from '../../src/models/unet/index.js';
 import { AutoencoderKL } from '../../src/models/vae/index.js';
 import { ddimInversionEdit, defaultTimeIds, disposeStableDiffusion, encodePromptXL, img2img, imagic, invertDDIM, loadStableDiffusion, text2img } from '../../src/pipelines/index.js';
-import { assertClose, assertKeysMatch } from '../helpers.js';
+import { assertClose, assertKeysMatch, maxAbsDiff } from '../helpers.js';
 import { fixturePath } from '../fixtures.js';
 
 const g = loadSafetensors(fixturePath('golden/golden-v2.safetensors'));
@@ -137,10 +137,6 @@ test('SDXL with gradient checkpointing: stage A (context and pooled embedding) a
     disposeStableDiffusion(sd);
   }
 });
-
-function maxAbsDiff(a: Tensor, b: Tensor): number {
-  return noGrad(() => a.sub(b).abs().max().item());
-}
 
 test('SDXL as a pipeline: text_encoder_2 loaded, encodePromptXL as diffusers, and text-to-image with zeros unconditional and default time_ids', async () => {
   const sd = await loadStableDiffusion(TINY);
