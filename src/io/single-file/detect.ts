@@ -106,7 +106,7 @@ export function detectLdmArchitecture(file: string, shapes: ShapeMap, opts: Dete
   }
   const headsOf = (t: TextShapes, which: string) => {
     const h = opts.textEncoderHeads ?? (t.hidden % 64 === 0 ? t.hidden / 64 : fail(
-      `the ${which}'s head count is not stored in the weights and its width ${t.hidden} is not a multiple of 64 (the head width of real models): give it (textEncoderHeads)`));
+      `the ${which}'s head count is not stored in the weights and its width ${t.hidden} is not a multiple of 64 (the head width of real models): give it (--text-encoder-heads; API: textEncoderHeads)`));
     if (t.hidden % h !== 0) fail(`${which} width ${t.hidden} does not split into ${h} heads`);
     return h;
   };
